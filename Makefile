@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine:
+#   make demo   -- set up .venv and run the pipeline on the bundled example
+#   make test   -- set up .venv and run the test suite
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip -q --disable-pip-version-check
+STAMP   := .venv/.installed
+# Debian packages the project really needs (text corpora, audio I/O for clients).
+APT_PKGS := manpages-zh
+
+.PHONY: demo test venv sysdeps corpus clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	@echo "installing asr-pinyin and pinned dependencies into .venv (torch comes from local disk)"
+	$(PIP) install -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c "import asr_pinyin, torch, torchaudio, pypinyin" && touch $(STAMP)
+
+sysdeps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "apt-get install$$missing"; \
+	    (apt-get install -y -q $$missing >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null)) \
+	      || echo "warning: could not install$$missing (tests that need them are skipped)"; \
+	  else echo "warning: missing Debian packages$$missing (run as root or install them)"; fi; \
+	fi
+
+demo: venv sysdeps
+	$(PY) -m asr_pinyin.demo
+
+test: venv sysdeps
+	$(PY) -m pytest -q -x --durations=15
+
+corpus: venv sysdeps
+	.venv/bin/asr-pinyin corpus build --out data/text
+
+clean:
+	rm -rf .venv build *.egg-info

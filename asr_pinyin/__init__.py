@@ -1,0 +1,3 @@
+"""asr-pinyin: offline streaming Mandarin dictation (speech -> tonal pinyin -> hanzi)."""
+
+__version__ = "0.1.0"
