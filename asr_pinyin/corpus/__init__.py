@@ -1,0 +1,1 @@
+"""Text corpus builder: the text sources -> cleaned, labelled, de-duplicated JSONL splits."""
