@@ -1,0 +1,108 @@
+"""Subcommands of the acoustic stage: `train-am`, `eval`, `transcribe-am`."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-am", help="train the streaming CTC acoustic model (resumes from out_dir)")
+    p.add_argument("--config", required=True, help="recipe TOML path or shipped name (synth, tiny)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe field, e.g. --set train.max_steps=100")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("eval", help="score the acoustic model on a manifest; prints one JSON object")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--mode", choices=["full", "streaming"], default="full")
+    p.add_argument("--chunk-ms", type=int, default=640)
+    p.add_argument("--left-ms", type=int, default=5120, help="streaming left context (-1: unlimited)")
+    p.add_argument("--model", default=None, help="checkpoint (default models/am/model.pt)")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
+    p.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("transcribe-am", help="audio file -> syllables with times and alternatives (JSON)")
+    p.add_argument("audio")
+    p.add_argument("--model", default=None)
+    p.add_argument("--streaming", action="store_true", help="decode as a stream (chunked)")
+    p.add_argument("--chunk-ms", type=int, default=640)
+    p.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=run_transcribe)
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run_train(args) -> int:
+    from .config import ConfigError, load_config
+    from .dataset import ManifestError
+    from .train import Trainer
+
+    try:
+        cfg = load_config(args.config, args.set)
+        out = Trainer(cfg).run()
+    except (ConfigError, ManifestError) as e:
+        return _fail(str(e))
+    print(f"run directory: {out}", file=sys.stderr)
+    return 0
+
+
+def run_eval(args) -> int:
+    import torch
+
+    from .dataset import ManifestError, read_manifest
+    from .evaluate import evaluate
+    from .model import ModelLoadError, load_model
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        model = load_model(args.model)
+        utts, skipped = read_manifest(args.manifest)
+    except (ModelLoadError, ManifestError) as e:
+        return _fail(str(e))
+    if args.limit > 0:
+        utts = utts[: args.limit]
+    texts = {}
+    with open(args.manifest, encoding="utf-8") as f:
+        for line in f:
+            try:
+                d = json.loads(line)
+                texts[str(d.get("id"))] = d.get("text", "")
+            except (json.JSONDecodeError, AttributeError):
+                pass
+    try:
+        res = evaluate(model, utts, args.mode, args.chunk_ms, args.left_ms, args.decoding, texts=texts)
+    except Exception as e:                # an unreadable audio file names itself in the message
+        return _fail(str(e))
+    res["skipped"] = {k: v for k, v in skipped.items() if v}
+    print(json.dumps(res, ensure_ascii=False))
+    return 0
+
+
+def run_transcribe(args) -> int:
+    import torch
+
+    from .dataset import load_wave
+    from .evaluate import transcribe_full, transcribe_stream
+    from .model import ModelLoadError, load_model
+
+    torch.set_num_threads(1)
+    try:
+        model = load_model(args.model)
+        wave = load_wave(args.audio)
+    except ModelLoadError as e:
+        return _fail(str(e))
+    except Exception as e:
+        return _fail(f"{args.audio}: {e}")
+    if args.streaming:
+        syl = transcribe_stream(model, wave, args.chunk_ms)
+    else:
+        syl = transcribe_full(model, [wave], args.decoding, args.top_k)[0]
+    print(json.dumps({"pinyin": " ".join(s.syllable for s in syl),
+                      "syllables": [s.to_dict() for s in syl]}, ensure_ascii=False))
+    return 0

@@ -1,0 +1,137 @@
+"""Acoustic-model configuration: one dataclass per concern, read from a TOML recipe.
+
+A recipe file has the sections [model], [data], [augment], [train]; any field left out keeps
+the default written here. `load_config("synth")` reads a shipped recipe from
+`asr_pinyin/acoustic/data/<name>.toml`; any other value is a path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECIPE_DIR = Path(__file__).parent / "data"
+
+
+class ConfigError(ValueError):
+    """A recipe that cannot be used: missing file, unknown section or field, bad value."""
+
+
+@dataclass
+class ModelConfig:
+    n_mels: int = 80
+    conv_channels: int = 64      # conv2d subsampling channels (2 convs, stride 2 each -> 40 ms)
+    stack: int = 2               # then stack this many 40 ms frames: 2 -> 80 ms per output frame
+    d_model: int = 192
+    n_heads: int = 4
+    ff_mult: int = 4
+    n_layers: int = 8
+    conv_kernel: int = 15        # causal depthwise conv in each block (frames of left context)
+    dropout: float = 0.1
+    vocab_size: int = 1364       # blank (0) + 1,363 tonal syllables in asr_pinyin.pinyin.TONAL order
+
+    @property
+    def frame_shift_ms(self) -> int:
+        return 40 * self.stack
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=lambda: ["data/speech/train.jsonl"])
+    dev: str = "data/speech/dev.jsonl"
+    max_duration: float = 20.0       # s; longer utterances are skipped in training
+    batch_seconds: float = 120.0     # dynamic batching: total audio seconds per batch
+    num_workers: int = 1
+    cmvn_utterances: int = 500       # utterances read to estimate global CMVN
+    dev_limit: int = 200             # dev utterances scored at each validation
+
+
+@dataclass
+class AugmentConfig:
+    speed: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    callable: str = ""               # "module:function" fn(wave, sr, rng) -> wave; "" = built-in below
+    noise_prob: float = 0.0          # used when asr_pinyin.audio.augment is present
+    reverb_prob: float = 0.0
+    snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    freq_masks: int = 2
+    freq_mask_width: int = 15
+    time_masks: int = 2
+    time_mask_frames: int = 40
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/am"
+    max_steps: int = 20000
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    warmup_steps: int = 1000
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+    # dynamic chunk training (WeNet U2): half the batches full context, half a random chunk
+    dynamic_chunk_prob: float = 0.5
+    max_chunk_frames: int = 12       # random chunk size in output frames, 1..max
+    max_left_chunks: int = 8         # random bounded left context, 1..max chunks (or unlimited)
+    log_every: int = 20
+    eval_every: int = 1000
+    save_every: int = 500
+    keep_checkpoints: int = 5
+    average_last: int = 5
+    threads: int = 2
+    seed: int = 1234
+    time_limit_s: float = 0.0        # >0: stop (after a checkpoint) once this much wall time is spent
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name, value in d.items():
+            if name not in sections:
+                raise ConfigError(f"unknown section [{name}] (known: {', '.join(sections)})")
+            sub = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
+                   "train": TrainConfig}[name]
+            known = {f.name for f in dataclasses.fields(sub)}
+            bad = set(value) - known
+            if bad:
+                raise ConfigError(f"unknown field(s) in [{name}]: {', '.join(sorted(bad))}")
+            kwargs[name] = sub(**value)
+        return cls(**kwargs)
+
+
+def load_config(path_or_name: str, overrides: list[str] | None = None) -> Config:
+    """Read a recipe (a path, or a shipped name like `synth`), then apply `section.key=value`."""
+    path = Path(path_or_name)
+    if not path.exists() and (RECIPE_DIR / f"{path_or_name}.toml").exists():
+        path = RECIPE_DIR / f"{path_or_name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"config not found: {path_or_name}")
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    for item in overrides or []:
+        key, _, val = item.partition("=")
+        section, _, name = key.partition(".")
+        if not name or not _:
+            raise ConfigError(f"override must look like section.key=value: {item!r}")
+        try:
+            parsed = tomllib.loads(f"v = {val}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = val
+        raw.setdefault(section, {})[name] = parsed
+    cfg = Config.from_dict(raw)
+    if isinstance(cfg.data.train, str):
+        cfg.data.train = [cfg.data.train]
+    return cfg

@@ -1,0 +1,114 @@
+"""Scoring: syllable error rate (tonal and toneless), real-time factor, and CER once the LM exists.
+
+`evaluate()` runs a model over manifest utterances in full-context mode (batched forward) or
+streaming mode (`AcousticStream`, audio fed in 160 ms pieces, as a client would send it) and
+returns the metrics dict that `asr-pinyin eval` prints. RTF counts feature extraction, the
+encoder and decoding (not reading files).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from asr_pinyin.pinyin import strip_tone
+
+from .dataset import Utt, load_wave
+from .decode import Syllable, decode
+from .frontend import fbank
+from .model import AcousticModel
+from .stream import AcousticStream
+
+PUNCT = set("，。？！、：；,.?!:;\"'“”‘’（）() 　")
+
+
+def edit_distance(ref: list, hyp: list) -> int:
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+@torch.no_grad()
+def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k: int = 5) -> list[list[Syllable]]:
+    """Full-context decoding of a batch of 16 kHz waveforms."""
+    feats = [fbank(w, model.cfg.n_mels) for w in waves]
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    if x.shape[1] == 0:
+        return [[] for _ in waves]
+    lp, n = model(x, lengths)
+    return [decode(lp[i, : n[i]], method, model.frame_shift, k) for i in range(len(waves))]
+
+
+@torch.no_grad()
+def transcribe_stream(model: AcousticModel, wave, chunk_ms: int = 640, left_ms: int = 5120,
+                      piece_s: float = 0.16) -> list[Syllable]:
+    """Streaming decoding: the audio arrives in `piece_s` pieces; the last update of each index wins."""
+    stream = AcousticStream(model, chunk_ms, left_ms)
+    out: dict[int, Syllable] = {}
+    step = int(piece_s * 16000)
+    for i in range(0, max(len(wave), 1), step):
+        for s in stream.accept_waveform(wave[i:i + step]):
+            out[s.index] = s
+    for s in stream.flush():
+        out[s.index] = s
+    return [out[i] for i in sorted(out)]
+
+
+def load_text_decoder():
+    """The language stage, if installed with a model: `decoder.decode_slots(slots) -> str`.
+
+    `slots` is what the acoustic stage hands over: one list per syllable of (syllable, prob).
+    Returns None when `asr_pinyin.lm` or its model is not there (then `cer` is null).
+    """
+    try:
+        from asr_pinyin import lm
+        return lm.load_decoder()
+    except Exception:
+        return None
+
+
+def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms: int = 640,
+             left_ms: int = 5120, method: str = "greedy", batch: int = 8, texts: dict | None = None) -> dict:
+    if mode not in ("full", "streaming"):
+        raise ValueError(f"mode must be full or streaming, not {mode!r}")
+    model.eval()
+    lm = load_text_decoder() if texts else None
+    errs = errs_tl = n_ref = char_errs = n_chars = 0
+    seconds = compute = 0.0
+    for b in range(0, len(utts), batch):
+        group = utts[b:b + batch]
+        waves = [load_wave(u.audio) for u in group]
+        t0 = time.perf_counter()
+        if mode == "full":
+            hyps = transcribe_full(model, waves, method)
+        else:
+            hyps = [transcribe_stream(model, w, chunk_ms, left_ms) for w in waves]
+        compute += time.perf_counter() - t0
+        for u, w, hyp in zip(group, waves, hyps):
+            seconds += len(w) / 16000
+            ref = u.pinyin.split()
+            h = [s.syllable for s in hyp]
+            errs += edit_distance(ref, h)
+            errs_tl += edit_distance([strip_tone(s) for s in ref], [strip_tone(s) for s in h])
+            n_ref += len(ref)
+            if lm is not None and texts.get(u.id):
+                ref_chars = [c for c in texts[u.id] if c not in PUNCT]
+                hyp_text = lm.decode_slots([s.alternatives for s in hyp])
+                char_errs += edit_distance(ref_chars, [c for c in hyp_text if c not in PUNCT])
+                n_chars += len(ref_chars)
+    return {
+        "syllable_error_rate": round(errs / max(n_ref, 1), 4),
+        "syllable_error_rate_toneless": round(errs_tl / max(n_ref, 1), 4),
+        "cer": round(char_errs / n_chars, 4) if n_chars else None,
+        "rtf": round(compute / max(seconds, 1e-9), 4),
+        "utterances": len(utts),
+        "audio_seconds": round(seconds, 2),
+        "mode": mode,
+        "chunk_ms": chunk_ms if mode == "streaming" else None,
+        "decoding": method if mode == "full" else "greedy",
+    }

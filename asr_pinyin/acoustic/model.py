@@ -1,0 +1,246 @@
+"""Streaming Conformer-CTC encoder: fbank -> per-frame log-probs over blank + tonal syllables.
+
+    fbank (10 ms) -> CMVN -> conv2d x2 (stride 2 each, 40 ms) -> stack 2 frames (80 ms)
+      -> N x [FF/2, chunked self-attention (RoPE), causal conv, FF/2] -> linear -> log-softmax
+
+One set of weights serves two modes. Full context: every frame sees the whole utterance.
+Streaming: frames are grouped in chunks of C output frames; a frame sees its own chunk and L
+chunks to the left (bounded memory), never the future. The depthwise conv is causal, so the
+only look-ahead is inside a chunk. Training samples a random C and L per batch (WeNet U2's
+dynamic chunk training), so both modes work from one checkpoint. `forward_chunk` runs the
+same computation incrementally with per-layer caches (keys/values of the last L*C frames,
+the last kernel-1 conv inputs) and gives the same output as `forward` with that chunk mask.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .frontend import GlobalCMVN
+
+
+class Subsampling(nn.Module):
+    """Two stride-2 3x3 convs (no time padding) then stacking: stride 4*stack, context 7+4*(stack-1)."""
+
+    def __init__(self, n_mels: int, channels: int, stack: int, d_model: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, 2), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, 2), nn.ReLU())
+        freq = ((n_mels - 3) // 2 + 1 - 3) // 2 + 1
+        self.stack = stack
+        self.proj = nn.Linear(stack * channels * freq, d_model)
+        self.stride = 4 * stack
+        self.context = 7 + 4 * (stack - 1)   # input frames needed for the first output frame
+
+    def out_lengths(self, n: torch.Tensor) -> torch.Tensor:
+        n4 = ((n - 3).div(2, rounding_mode="floor") + 1 - 3).div(2, rounding_mode="floor") + 1
+        return n4.clamp_min(0).div(self.stack, rounding_mode="floor")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:      # (B, T, n_mels) -> (B, T', d)
+        if x.shape[1] < self.context:
+            return x.new_zeros(x.shape[0], 0, self.proj.out_features)
+        h = self.conv(x.unsqueeze(1))                        # (B, C, T4, F4)
+        b, c, t, f = h.shape
+        t = t // self.stack * self.stack
+        h = h[:, :, :t].permute(0, 2, 1, 3).reshape(b, t // self.stack, self.stack * c * f)
+        return self.proj(h)
+
+
+def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding on (B, H, T, Dh): scores depend only on relative distance."""
+    half = x.shape[-1] // 2
+    freq = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    ang = pos.to(torch.float32)[:, None] * freq[None]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.h, self.dropout = heads, dropout
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, pos, mask=None, cache=None, keep: int = -1):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        q, k = rope(q, pos), rope(k, pos)
+        if cache is not None:                                 # (2, B, H, Tc, Dh): rotated k, v
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+        new_cache = torch.stack([k, v])
+        if keep >= 0:
+            new_cache = new_cache[:, :, :, new_cache.shape[3] - min(keep, new_cache.shape[3]):]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, t, d)), new_cache
+
+
+class CausalConv(nn.Module):
+    """Pointwise -> GLU -> causal depthwise -> LayerNorm -> SiLU -> pointwise."""
+
+    def __init__(self, d: int, kernel: int):
+        super().__init__()
+        self.k = kernel
+        self.pw1 = nn.Linear(d, 2 * d)
+        self.dw = nn.Conv1d(d, d, kernel, groups=d)
+        self.norm = nn.LayerNorm(d)
+        self.pw2 = nn.Linear(d, d)
+
+    def forward(self, x, cache=None):                        # x (B, T, d); cache (B, d, k-1)
+        h = F.glu(self.pw1(x), dim=-1).transpose(1, 2)
+        if cache is None:
+            cache = h.new_zeros(h.shape[0], h.shape[1], self.k - 1)
+        h = torch.cat([cache, h], dim=2)
+        new_cache = h[:, :, h.shape[2] - (self.k - 1):]
+        h = self.dw(h).transpose(1, 2)
+        return self.pw2(F.silu(self.norm(h))), new_cache
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d: int, mult: int, dropout: float):
+        super().__init__(nn.LayerNorm(d), nn.Linear(d, mult * d), nn.SiLU(), nn.Dropout(dropout),
+                         nn.Linear(mult * d, d))
+
+
+class ConformerBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.ff1 = FeedForward(d, cfg.ff_mult, cfg.dropout)
+        self.ff2 = FeedForward(d, cfg.ff_mult, cfg.dropout)
+        self.norm_att, self.norm_conv, self.norm_out = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.att = SelfAttention(d, cfg.n_heads, cfg.dropout)
+        self.conv = CausalConv(d, cfg.conv_kernel)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, pos, mask=None, att_cache=None, conv_cache=None, keep: int = -1):
+        x = x + 0.5 * self.drop(self.ff1(x))
+        a, att_cache = self.att(self.norm_att(x), pos, mask, att_cache, keep)
+        x = x + self.drop(a)
+        c, conv_cache = self.conv(self.norm_conv(x), conv_cache)
+        x = x + self.drop(c)
+        x = x + 0.5 * self.drop(self.ff2(x))
+        return self.norm_out(x), att_cache, conv_cache
+
+
+def chunk_mask(t: int, chunk: int, left_chunks: int, device=None) -> torch.Tensor | None:
+    """(T, T) bool: frame i sees frame j when j's chunk is i's or one of `left_chunks` before."""
+    if chunk <= 0 or chunk >= t and left_chunks < 0:
+        return None
+    c = torch.arange(t, device=device) // chunk
+    ok = c[None, :] <= c[:, None]
+    if left_chunks >= 0:
+        ok &= c[None, :] >= c[:, None] - left_chunks
+    return ok
+
+
+class AcousticModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.cmvn = GlobalCMVN(cfg.n_mels)
+        self.subsample = Subsampling(cfg.n_mels, cfg.conv_channels, cfg.stack, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds per output frame."""
+        return 0.01 * self.subsample.stride
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: int = 0,
+                left_chunks: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, n_mels) raw fbank -> (B, T', V) log-probs and output lengths.
+
+        chunk <= 0: full context; otherwise chunked attention with `left_chunks` (<0: unlimited).
+        """
+        x = self.cmvn(feats)
+        x = x.masked_fill((torch.arange(x.shape[1], device=x.device)[None] >= lengths[:, None])[..., None], 0.0)
+        x = self.drop(self.subsample(x))
+        out_len = self.subsample.out_lengths(lengths)
+        t = x.shape[1]
+        pos = torch.arange(t, device=x.device)
+        valid = pos[None] < out_len[:, None]                                  # (B, T')
+        mask = chunk_mask(t, chunk, left_chunks, x.device)
+        key_ok = valid[:, None, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)
+        mask = key_ok if mask is None else key_ok & mask
+        for layer in self.layers:
+            x, _, _ = layer(x, pos, mask)
+        return self.head(x).log_softmax(-1), out_len
+
+    # ---- streaming -------------------------------------------------------------------------
+    def init_state(self) -> dict:
+        return {"att": [None] * len(self.layers), "conv": [None] * len(self.layers), "offset": 0}
+
+    @torch.no_grad()
+    def forward_chunk(self, feats: torch.Tensor, state: dict, keep: int = -1) -> torch.Tensor:
+        """Raw fbank window (T, n_mels) for one chunk -> (T', V) log-probs; updates `state`.
+
+        The window holds (C-1)*stride + context frames for C output frames (fewer at the end);
+        the caller advances by C*stride frames. `keep` = left-context frames cached (<0: all).
+        """
+        x = self.subsample(self.cmvn(feats).unsqueeze(0))
+        t = x.shape[1]
+        if t == 0:
+            return x.new_zeros(0, self.cfg.vocab_size)
+        pos = torch.arange(state["offset"], state["offset"] + t, device=x.device)
+        for i, layer in enumerate(self.layers):
+            x, state["att"][i], state["conv"][i] = layer(x, pos, None, state["att"][i],
+                                                         state["conv"][i], keep)
+        state["offset"] += t
+        return self.head(x[0]).log_softmax(-1)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+class ModelLoadError(Exception):
+    """A checkpoint that cannot be loaded: missing, corrupt, or not an acoustic model."""
+
+
+def default_model_path():
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("ASR_PINYIN_AM")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models" / "am" / "model.pt"
+
+
+def save_model(model: AcousticModel, path, half: bool = False, extra: dict | None = None) -> None:
+    """Weights + model config (+ CMVN, a buffer); `half` stores fp16 (the shipped form)."""
+    import dataclasses
+    import os
+    from pathlib import Path
+
+    sd = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"kind": "asr_pinyin.acoustic", "model_config": dataclasses.asdict(model.cfg),
+                "model": sd, **(extra or {})}, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path=None, device=None) -> AcousticModel:
+    """Load a checkpoint written by `save_model` or by training (float32, eval mode)."""
+    from pathlib import Path
+
+    path = Path(path) if path else default_model_path()
+    if not path.is_file():
+        raise ModelLoadError(f"acoustic model not found: {path} (train one with `asr-pinyin train-am`)")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("kind") != "asr_pinyin.acoustic":
+        raise ModelLoadError(f"{path}: not an asr-pinyin acoustic model checkpoint")
+    model = AcousticModel(ModelConfig(**ck["model_config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+    return model.to(device or "cpu").eval()

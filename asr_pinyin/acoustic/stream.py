@@ -1,0 +1,91 @@
+"""`AcousticStream`: feed 16 kHz float32 samples in any pieces, get syllables as they appear.
+
+Memory stays bounded for any stream length: the fbank keeps < 25 ms of samples, the feature
+buffer < one chunk, the encoder caches `left` frames per layer, the decoder one open syllable.
+Decoding is greedy: a syllable is fixed once a different unit follows it; the one still open
+at the end of a chunk is returned too and may be returned again, updated, under the same
+`index` (its end time and confidence can still change).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .decode import BLANK, UNITS, Syllable, slot_alternatives
+from .frontend import StreamingFbank
+from .model import AcousticModel
+
+
+class AcousticStream:
+    def __init__(self, model: AcousticModel, chunk_ms: int = 640, left_ms: int = 5120, k: int = 5):
+        self.model = model.eval()
+        shift_ms = model.frame_shift * 1000
+        self.chunk = max(1, round(chunk_ms / shift_ms))                       # output frames
+        self.keep = -1 if left_ms < 0 else self.chunk * max(0, math.ceil(left_ms / (shift_ms * self.chunk)))
+        self.k = k
+        sub = model.subsample
+        self.window = (self.chunk - 1) * sub.stride + sub.context            # fbank frames per chunk
+        self.advance = self.chunk * sub.stride
+        self.fbank = StreamingFbank(model.cfg.n_mels)
+        self.feats = torch.zeros(0, model.cfg.n_mels)
+        self.state = model.init_state()
+        self.frames = 0                    # output frames decoded so far
+        self.count = 0                     # syllables fixed so far
+        self.open: list | None = None      # [unit, first frame, last frame, peak log-prob, peak row]
+        self.samples = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / 16000
+
+    def accept_waveform(self, samples) -> list[Syllable]:
+        """Add audio; return syllables that are new or updated since the last call."""
+        feats = self.fbank.accept(samples)
+        self.samples += int(torch.as_tensor(samples).numel())
+        self.feats = torch.cat([self.feats, feats])
+        out = []
+        while self.feats.shape[0] >= self.window:
+            out += self._run(self.feats[: self.window])
+            self.feats = self.feats[self.advance:]
+        return out + self._open_syllable()
+
+    def flush(self) -> list[Syllable]:
+        """End of audio: decode what is left and close the open syllable."""
+        out = self._run(self.feats) if self.feats.shape[0] else []
+        self.feats = self.feats[:0]
+        if self.open:
+            out.append(self._close())
+        return out
+
+    def _run(self, window: torch.Tensor) -> list[Syllable]:
+        lp = self.model.forward_chunk(window, self.state, self.keep)
+        out = []
+        for row in lp:
+            u = int(row.argmax())
+            if self.open and (u != self.open[0] or u == BLANK):
+                out.append(self._close())
+            if u != BLANK:
+                p = float(row[u])
+                if self.open is None:
+                    self.open = [u, self.frames, self.frames, p, row]
+                self.open[2] = self.frames
+                if p > self.open[3]:
+                    self.open[3:] = [p, row]
+            self.frames += 1
+        return out
+
+    def _syllable(self) -> Syllable:
+        u, first, last, p, row = self.open
+        shift = self.model.frame_shift
+        return Syllable(UNITS[u], round(first * shift, 3), round((last + 1) * shift, 3),
+                        round(math.exp(p), 4), slot_alternatives(row, self.k), self.count)
+
+    def _close(self) -> Syllable:
+        s = self._syllable()
+        self.open = None
+        self.count += 1
+        return s
+
+    def _open_syllable(self) -> list[Syllable]:
+        return [self._syllable()] if self.open else []

@@ -1,0 +1,230 @@
+"""`asr-pinyin train-am`: CTC training with dynamic chunks, resumable, DDP-ready.
+
+Run alone (`asr-pinyin train-am --config synth`) or under torchrun
+(`torchrun --nproc_per_node N -m asr_pinyin.cli train-am --config ...`): NCCL on GPUs, gloo on CPU.
+Each run directory holds `last.pt` (everything needed to resume: weights, optimiser, step,
+position in the epoch), `step_*.pt` weight snapshots (the last few are averaged at the end into
+`avg.pt`), `model.pt` (the averaged weights in fp16: the shipped form) and `log.jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from asr_pinyin.device import get_device
+
+from .config import Config
+from .dataset import TrainSet, dynamic_batches, read_manifest, spec_augment
+from .frontend import accumulate_stats
+from .model import AcousticModel, count_params, save_model
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warmup, then cosine decay to min_lr at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
+
+
+def sample_chunk(step: int, cfg) -> tuple[int, int]:
+    """(chunk frames, left chunks) for this step, identical on every rank (seeded by step)."""
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    if rng.random() >= cfg.dynamic_chunk_prob:
+        return 0, -1
+    left = rng.randint(1, cfg.max_left_chunks) if rng.random() < 0.5 else -1
+    return rng.randint(1, cfg.max_chunk_frames), left
+
+
+def estimate_cmvn(model: AcousticModel, utts, n: int, seed: int) -> None:
+    ds = TrainSet(utts, [], None, model.cfg.n_mels)
+    pick = np.random.default_rng(seed).permutation(len(utts))[:n]
+    model.cmvn.set_stats(*accumulate_stats(ds.features(utts[i], None) for i in pick))
+
+
+def average_snapshots(paths: list[Path]) -> dict:
+    avg = None
+    for p in paths:
+        sd = torch.load(p, map_location="cpu", weights_only=True)["model"]
+        if avg is None:
+            avg = {k: v.clone().double() if v.is_floating_point() else v.clone() for k, v in sd.items()}
+        else:
+            for k, v in sd.items():
+                if v.is_floating_point():
+                    avg[k] += v.double()
+    return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in avg.items()}
+
+
+class Trainer:
+    def __init__(self, cfg: Config):
+        self.cfg, tc = cfg, cfg.train
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = get_device()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, tc.threads))
+        torch.manual_seed(tc.seed)
+        self.out = Path(tc.out_dir)
+        self.utts = []
+        for path in cfg.data.train:
+            self.utts += read_manifest(path, cfg.data.max_duration)[0]
+        self.model = AcousticModel(cfg.model)
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
+        rest = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}], lr=tc.lr)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        if (self.out / "last.pt").is_file():
+            self.resume(self.out / "last.pt")
+        else:
+            estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
+        self.model.to(self.device)
+        self.ddp = self.model
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=False)
+        self.stop = False
+
+    def log(self, **rec) -> None:
+        if self.rank == 0:
+            rec = {"step": self.step, "time": round(time.time(), 1), **rec}
+            print(json.dumps(rec), flush=True)
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    def resume(self, path: Path) -> None:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        tc = self.cfg.train
+        extra = {"optimizer": self.opt.state_dict(), "step": self.step, "epoch": self.epoch,
+                 "batch_in_epoch": self.batch_in_epoch, "config": self.cfg.to_dict()}
+        save_model(self.model, self.out / "last.pt", extra=extra)
+        save_model(self.model, self.out / f"step_{self.step:08d}.pt", extra={"step": self.step})
+        snaps = sorted(self.out.glob("step_*.pt"))
+        for old in snaps[: max(0, len(snaps) - max(tc.keep_checkpoints, tc.average_last))]:
+            old.unlink()
+
+    def finish(self) -> None:
+        """Average the last snapshots into avg.pt and write the fp16 model.pt."""
+        if self.rank != 0:
+            return
+        snaps = sorted(self.out.glob("step_*.pt"))[-self.cfg.train.average_last:]
+        if snaps:
+            self.model.load_state_dict(average_snapshots(snaps))
+        save_model(self.model, self.out / "avg.pt", extra={"averaged": [p.name for p in snaps]})
+        save_model(self.model, self.out / "model.pt", half=True,
+                   extra={"averaged": [p.name for p in snaps], "config": self.cfg.to_dict()})
+        self.log(event="finished", averaged=len(snaps), model=str(self.out / "model.pt"))
+
+    def train_step(self, batch) -> float | None:
+        tc, model = self.cfg.train, self.model
+        x, lengths, y, ylen = batch
+        if x.shape[0] == 0:
+            return None
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, tc)
+        x = spec_augment(x, self.cfg.augment, float(model.cmvn.mean.mean()))
+        chunk, left = sample_chunk(self.step, tc)
+        self.ddp.train()
+        lp, out_len = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left)
+        loss = F.ctc_loss(lp.transpose(0, 1), y.to(self.device), out_len, ylen.to(self.device),
+                          blank=0, reduction="sum", zero_infinity=True) / x.shape[0]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        self.opt.step()
+        return loss.item()
+
+    def validate(self) -> None:
+        if self.rank != 0 or not self.cfg.data.dev or not Path(self.cfg.data.dev).is_file():
+            return
+        from .evaluate import evaluate
+
+        dev = read_manifest(self.cfg.data.dev)[0][: self.cfg.data.dev_limit]
+        full = evaluate(self.model, dev, "full")
+        stream = evaluate(self.model, dev, "streaming", chunk_ms=640)
+        self.log(event="dev", ser=full["syllable_error_rate"], ser_toneless=full["syllable_error_rate_toneless"],
+                 ser_stream640=stream["syllable_error_rate"])
+
+    def agree(self, flag: bool) -> bool:
+        """Stop together: any rank's stop request (signal, time limit) stops all ranks."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def run(self) -> Path:
+        tc = self.cfg.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+            self.log(event="start", params=count_params(self.model), utterances=len(self.utts),
+                     hours=round(sum(u.duration for u in self.utts) / 3600, 2), world=self.world,
+                     device=str(self.device))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
+        t_start, t_log, losses = time.time(), time.time(), []
+        while self.step < tc.max_steps and not self.stop:
+            batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,
+                                      self.rank, self.world)
+            ds = TrainSet(self.utts, batches[self.batch_in_epoch:], self.cfg.augment,
+                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch)
+            loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.data.num_workers,
+                                                 worker_init_fn=lambda _: torch.set_num_threads(1))
+            for batch in loader:
+                loss = self.train_step(batch)
+                self.batch_in_epoch += 1
+                if loss is None:
+                    continue
+                self.step += 1
+                losses.append(loss)
+                if self.step % tc.log_every == 0:
+                    now = time.time()
+                    self.log(loss=round(sum(losses) / len(losses), 3), lr=round(lr_at(self.step, tc), 6),
+                             epoch=self.epoch, s_per_step=round((now - t_log) / len(losses), 3))
+                    t_log, losses = now, []
+                if self.step % tc.save_every == 0:
+                    self.save()
+                if tc.eval_every and self.step % tc.eval_every == 0:
+                    self.validate()
+                timed_out = bool(tc.time_limit_s) and time.time() - t_start > tc.time_limit_s
+                self.stop = self.agree(self.stop or timed_out)
+                if self.step >= tc.max_steps or self.stop:
+                    break
+            else:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.save()
+        if self.step >= tc.max_steps:
+            self.finish()
+            self.validate()
+        else:
+            self.log(event="paused", note="rerun the same command to resume")
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+        return self.out
