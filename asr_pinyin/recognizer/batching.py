@@ -1,0 +1,165 @@
+"""The acoustic stage for many streams at once: one batched chunk forward, per-stream caches.
+
+`AcousticModel.forward_chunk` (asr_pinyin.acoustic) advances one stream. Here the chunk windows
+of all streams in a batch are stacked; each stream keeps its own position offset (RoPE takes
+per-stream positions), its own attention cache (left-padded to the longest in the batch and
+masked) and its conv cache, so each stream gets what `forward_chunk` alone would give it (the
+tests check that against `AcousticStream`). Decoding is the same greedy rule as AcousticStream:
+a syllable is fixed once another unit follows; the open one is reported and may still change.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+
+from asr_pinyin.acoustic.decode import BLANK, UNITS, slot_alternatives
+from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFbank
+
+from .results import Syllable
+from .stages import AmJob
+
+
+def rope_batch(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """asr_pinyin.acoustic.model.rope with positions per batch row: x (B,H,T,Dh), pos (B,T)."""
+    half = x.shape[-1] // 2
+    freq = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    ang = pos.to(torch.float32)[:, None, :, None] * freq
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+@torch.no_grad()
+def forward_chunk_batch(model, windows: torch.Tensor, states: list[dict], keep: int) -> torch.Tensor:
+    """(B, T, n_mels) raw fbank windows of B streams -> (B, T', V) log-probs; updates each state."""
+    x = model.subsample(model.cmvn(windows))
+    b, t, d = x.shape
+    if t == 0:
+        return x.new_zeros(b, 0, model.cfg.vocab_size)
+    offsets = torch.tensor([s["offset"] for s in states], device=x.device)
+    pos = offsets[:, None] + torch.arange(t, device=x.device)[None]
+    for i, layer in enumerate(model.layers):
+        att = layer.att
+        h = att.h
+        x = x + 0.5 * layer.ff1(x)
+        q, k, v = att.qkv(layer.norm_att(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        q, k = rope_batch(q, pos), rope_batch(k, pos)
+        caches = [s["att"][i] for s in states]
+        lens = [0 if c is None else c.shape[3] for c in caches]
+        tmax = max(lens)
+        kc = k.new_zeros(b, h, tmax, d // h)
+        vc = v.new_zeros(b, h, tmax, d // h)
+        for j, c in enumerate(caches):
+            if lens[j]:
+                kc[j, :, tmax - lens[j]:] = c[0, 0]
+                vc[j, :, tmax - lens[j]:] = c[1, 0]
+        kk, vv = torch.cat([kc, k], 2), torch.cat([vc, v], 2)
+        valid = torch.arange(tmax + t, device=x.device)[None] >= (tmax - torch.tensor(lens, device=x.device))[:, None]
+        y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid[:, None, None, :])
+        x = x + att.out(y.transpose(1, 2).reshape(b, t, d))
+        for j, s in enumerate(states):
+            total = lens[j] + t
+            n = total if keep < 0 else min(keep, total)
+            s["att"][i] = torch.stack([kk[j:j + 1, :, tmax + t - n:], vv[j:j + 1, :, tmax + t - n:]])
+        conv_cache = [s["conv"][i] for s in states]
+        cc = None
+        if any(c is not None for c in conv_cache):
+            zero = x.new_zeros(1, d, layer.conv.k - 1)
+            cc = torch.cat([zero if c is None else c for c in conv_cache])
+        c, new_cc = layer.conv(layer.norm_conv(x), cc)
+        for j, s in enumerate(states):
+            s["conv"][i] = new_cc[j:j + 1]
+        x = x + c
+        x = x + 0.5 * layer.ff2(x)
+        x = layer.norm_out(x)
+    for s in states:
+        s["offset"] += t
+    return model.head(x).log_softmax(-1)
+
+
+class SegmentState:
+    """One segment's acoustic state: fbank remainder, pending features, caches, greedy decoder."""
+
+    def __init__(self, model, n_mels: int):
+        self.fbank = StreamingFbank(n_mels)
+        self.feats = torch.zeros(0, n_mels)
+        self.model_state = model.init_state()
+        self.frames = 0
+        self.fixed: list[Syllable] = []
+        self.open: list | None = None   # [unit, first frame, last frame, peak log-prob, peak row]
+
+
+class BatchedAcoustic:
+    """AcousticStage over an asr_pinyin.acoustic AcousticModel (see recognizer.stages)."""
+
+    def __init__(self, model, chunk_ms: int = 240, left_ms: int = 5120, k: int = 5, voices=()):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.shift = model.frame_shift
+        shift_ms = self.shift * 1000
+        self.chunk = max(1, round(chunk_ms / shift_ms))                 # output frames per step
+        self.keep = -1 if left_ms < 0 else self.chunk * max(0, math.ceil(left_ms / (shift_ms * self.chunk)))
+        self.k = k
+        sub = model.subsample
+        self.window = (self.chunk - 1) * sub.stride + sub.context      # fbank frames per step
+        self.advance = self.chunk * sub.stride
+        self.chunk_samples = self.advance * HOP
+        self.first_chunk_samples = (self.window - 1) * HOP + WIN
+        self.chunk_ms = round(self.chunk * shift_ms)
+        self.voices = frozenset(voices)
+
+    def new_state(self, voice: str | None = None) -> SegmentState:
+        return SegmentState(self.model, self.model.cfg.n_mels)
+
+    def step_batch(self, jobs: list[AmJob]) -> list[list[Syllable]]:
+        # 1. features and the windows each stream can run now (rounds: r-th window of each)
+        rounds: dict[tuple[int, int], list[tuple[SegmentState, torch.Tensor]]] = defaultdict(list)
+        for job in jobs:
+            s = job.state
+            s.feats = torch.cat([s.feats, s.fbank.accept(job.samples)])
+            r = 0
+            while s.feats.shape[0] >= self.window:
+                rounds[(r, self.window)].append((s, s.feats[: self.window]))
+                s.feats = s.feats[self.advance:]
+                r += 1
+            if job.last and s.feats.shape[0]:
+                rounds[(r, s.feats.shape[0])].append((s, s.feats))
+                s.feats = s.feats[:0]
+        # 2. one forward per round and window length, 3. greedy decoding in stream order
+        for key in sorted(rounds):
+            group = rounds[key]
+            windows = torch.stack([w for _, w in group]).to(self.device)
+            lp = forward_chunk_batch(self.model, windows, [s.model_state for s, _ in group], self.keep)
+            lp = lp.float().cpu()
+            for (s, _), rows in zip(group, lp):
+                self._decode(s, rows)
+        out = []
+        for job in jobs:
+            s = job.state
+            if job.last and s.open:
+                s.fixed.append(self._syllable(s))
+                s.open = None
+            out.append(s.fixed + ([self._syllable(s)] if s.open else []))
+        return out
+
+    def _decode(self, s: SegmentState, lp: torch.Tensor) -> None:
+        for u, row in zip(lp.argmax(-1).tolist(), lp):
+            if s.open and (u != s.open[0] or u == BLANK):
+                s.fixed.append(self._syllable(s))
+                s.open = None
+            if u != BLANK:
+                p = float(row[u])
+                if s.open is None:
+                    s.open = [u, s.frames, s.frames, p, row]
+                s.open[2] = s.frames
+                if p > s.open[3]:
+                    s.open[3:] = [p, row]
+            s.frames += 1
+
+    def _syllable(self, s: SegmentState) -> Syllable:
+        u, first, last, p, row = s.open
+        return Syllable(UNITS[u], round(first * self.shift, 3), round((last + 1) * self.shift, 3),
+                        round(math.exp(p), 4), slot_alternatives(row, self.k))
