@@ -1,0 +1,1 @@
+"""Clients of the recognizer: offline file transcription, live microphone dictation, websocket client."""
