@@ -1,0 +1,196 @@
+"""Recognizer streams on real (tiny) models and espeak speech: segments, partial cadence,
+streaming == offline whatever the packets and sample rate, forced endpoints, limits, bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from recognizer_fixtures import SENTENCES, dictation, make_recognizer, model_paths, silence, speech
+
+from asr_pinyin.recognizer import (AudioFormatError, Final, Partial, StreamConfigError,
+                                   StreamOptions, StreamStateError)
+
+
+@pytest.fixture(scope="module")
+def rec():
+    r = make_recognizer()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return dictation((1, 2, 3))
+
+
+def feed(rec, x, sr=16000, packet=1600, opts=None, kind="float"):
+    s = rec.create_stream(opts or StreamOptions())
+    for i in range(0, len(x), packet):
+        piece = x[i:i + packet]
+        s.accept_waveform(sr, (piece * 32767).astype(np.int16) if kind == "int16" else piece)
+    s.input_finished()
+    assert s.wait(60)
+    return s.results()
+
+
+def texts(results):
+    return [(r.text, r.pinyin, r.start, r.end, r.reason) for r in results if isinstance(r, Final)]
+
+
+def test_one_final_per_sentence_with_times(rec, audio):
+    finals = rec.transcribe(audio)
+    assert [f.reason for f in finals] == ["endpoint"] * 3
+    assert [f.segment for f in finals] == [0, 1, 2]
+    starts = [0.5, 0.5 + len(speech(SENTENCES[1][1])) / 16000 + 1.3]
+    assert abs(finals[0].start - starts[0]) < 0.35 and abs(finals[1].start - starts[1]) < 0.45
+    for f in finals:
+        assert f.text and len(f.chars) == len(f.pinyin) > 0
+        assert f.start < f.end < f.endpoint_at and 0 <= f.confidence <= 1
+        assert all(f.start <= c.start < c.end for c in f.chars)
+        assert f.endpoint_at - f.end >= 0.79  # the trailing-silence rule (0.8 s) fired
+
+
+def test_streaming_equals_offline_for_any_packets(rec, audio):
+    offline = texts(rec.transcribe(audio))
+    assert texts(feed(rec, audio, packet=320)) == offline
+    assert texts(feed(rec, audio, packet=4999, kind="int16")) == offline
+
+
+@pytest.mark.parametrize("sr", [8000, 44100])
+def test_other_sample_rates_are_resampled_exactly(rec, audio, sr):
+    import torchaudio.functional as AF
+    g = math.gcd(sr, 16000)
+    x = AF.resample(torch.from_numpy(audio), 16000 // g, sr // g).numpy()
+    offline = [f.text for f in rec.transcribe(x, sr)]
+    assert len(offline) == 3
+    assert [f[0] for f in texts(feed(rec, x, sr, packet=sr // 7))] == offline
+
+
+def test_partials_at_least_every_300_ms_and_before_their_final(rec, audio):
+    results = feed(rec, audio)
+    seen_final = set()
+    for seg in range(3):
+        ps = [r for r in results if isinstance(r, Partial) and r.segment == seg]
+        times = [p.audio_time for p in ps]
+        assert len(ps) >= 3 and all(b - a <= 0.3 + 1e-6 for a, b in zip(times, times[1:]))
+        assert all(p.syllables is not None for p in ps) and any(p.text for p in ps)
+    for r in results:
+        if isinstance(r, Final):
+            seen_final.add(r.segment)
+        else:
+            assert r.segment not in seen_final, "a partial came after its segment's final"
+
+
+def test_forced_endpoint_and_empty_forced_final(rec):
+    x = np.concatenate([silence(0.3), speech(SENTENCES[1][1])])
+    s = rec.create_stream()
+    s.accept_waveform(16000, x)
+    s.endpoint()           # mid-speech: the open segment ends now
+    s.endpoint()           # nothing open: still one (empty) final
+    s.input_finished()
+    assert s.wait(30)
+    finals = [r for r in s.results() if isinstance(r, Final)]
+    assert [f.reason for f in finals] == ["forced", "forced"]
+    assert finals[0].text and finals[1].text == "" and finals[1].segment == -1
+
+
+def test_max_segment_length_and_leading_silence(rec):
+    long = np.concatenate([speech(SENTENCES[2][1])] * 3)  # ~4 s of speech without pauses
+    rules = {"max_segment_ms": 1500, "leading_silence_ms": 1000}
+    results = feed(rec, np.concatenate([silence(1.5), long]), opts=StreamOptions(endpoint=rules))
+    finals = [r for r in results if isinstance(r, Final)]
+    assert finals[0].reason == "leading_silence" and finals[0].text == ""
+    cut = [f for f in finals if f.reason == "max_length"]
+    assert len(cut) >= 2 and all(f.endpoint_at - f.start <= 1.5 + 1e-6 for f in cut)
+
+
+def test_nbest_and_hotwords(rec):
+    x = np.concatenate([silence(0.3), speech(SENTENCES[4][1]), silence(1.0)])
+    f = rec.transcribe(x, options=StreamOptions(nbest=3, partials=False))[0]
+    assert 1 <= len(f.nbest) <= 3 and f.nbest[0]["score"] >= f.nbest[-1]["score"]
+    # a hotword spelled like the first two decoded syllables (toneless) replaces them
+    phrase = _phrase_for([p[:-1] for p in f.pinyin[:2]])
+    g = rec.transcribe(x, options=StreamOptions(hotwords=[(phrase, 2.0)], partials=False))[0]
+    assert g.text.startswith(phrase) and not f.text.startswith(phrase)
+
+
+def _phrase_for(toneless: list[str]) -> str:
+    """Rare hanzi (not in the tiny LM's vocabulary) read as the given syllables."""
+    from pypinyin import Style, lazy_pinyin
+    out = []
+    for syl in toneless:
+        for cp in range(0x9F00, 0x4E00, -1):   # rare characters first
+            if lazy_pinyin(chr(cp), style=Style.NORMAL) == [syl]:
+                out.append(chr(cp))
+                break
+    phrase = "".join(out)
+    assert lazy_pinyin(phrase, style=Style.NORMAL) == toneless
+    return phrase
+
+
+def test_bad_input_gets_named_errors(rec):
+    with pytest.raises(StreamConfigError, match="nbest"):
+        rec.create_stream(StreamOptions(nbest=0))
+    with pytest.raises(StreamConfigError, match="trailing_silence_ms"):
+        rec.create_stream(StreamOptions(endpoint={"trailing_silence_ms": 5}))
+    with pytest.raises(StreamConfigError, match="unknown endpoint rule"):
+        rec.create_stream(StreamOptions(endpoint={"silence": 1}))
+    with pytest.raises(StreamConfigError, match="domain adapter"):
+        rec.create_stream(StreamOptions(domain="medical"))
+    with pytest.raises(StreamConfigError, match="hotword"):
+        rec.create_stream(StreamOptions(hotwords=[{"phrase": "", "weight": 1}]))
+    s = rec.create_stream()
+    with pytest.raises(AudioFormatError, match="sample_rate"):
+        s.accept_waveform(4000, np.zeros(100, np.float32))
+    with pytest.raises(AudioFormatError, match="mono"):
+        s.accept_waveform(16000, np.zeros((2, 100), np.float32))
+    s.accept_waveform(16000, np.full(1600, np.nan, np.float32))   # NaN -> silence, no crash
+    with pytest.raises(AudioFormatError, match="changed"):
+        s.accept_waveform(22050, np.zeros(100, np.float32))
+    s.input_finished()
+    with pytest.raises(StreamStateError, match="finished"):
+        s.accept_waveform(16000, np.zeros(100, np.float32))
+    assert s.wait(10) and s.results() == []
+    s.close()
+
+
+def test_abandoned_stream_does_not_disturb_others(rec, audio):
+    offline = texts(rec.transcribe(audio))
+    gone = rec.create_stream()
+    gone.accept_waveform(16000, audio[: len(audio) // 2])
+    gone.close()           # a vanished client: queued work dropped
+    assert texts(feed(rec, audio)) == offline
+    assert gone not in rec.streams
+
+
+def test_batched_acoustic_matches_acoustic_stream(rec):
+    """The batching adapter gives each stream what AcousticStream alone gives it."""
+    from asr_pinyin.acoustic.model import load_model
+    from asr_pinyin.acoustic.stream import AcousticStream
+    from asr_pinyin.recognizer.stages import AmJob
+
+    model = load_model(model_paths()[0])
+    am = rec.am
+    clips = [speech(p) for _, p in SENTENCES[:4]]
+    ref = []
+    for x in clips:
+        st = AcousticStream(model, chunk_ms=am.chunk_ms, left_ms=5120)
+        got = {}
+        for y in st.accept_waveform(x) + st.flush():
+            got[y.index] = (y.syllable, y.start, y.end)
+        ref.append([got[i] for i in sorted(got)])
+    states, pos, hyp = [am.new_state() for _ in clips], [0] * len(clips), [None] * len(clips)
+    while any(p < len(x) for p, x in zip(pos, clips)):
+        idx = [j for j in range(len(clips)) if pos[j] < len(clips[j])]
+        jobs = []
+        for j in idx:
+            n = am.first_chunk_samples if pos[j] == 0 else am.chunk_samples
+            jobs.append(AmJob(states[j], clips[j][pos[j]:pos[j] + n], pos[j] + n >= len(clips[j])))
+            pos[j] += n
+        for j, h in zip(idx, am.step_batch(jobs)):
+            hyp[j] = h
+    assert [[(s.pinyin, s.start, s.end) for s in h] for h in hyp] == ref
+    assert any(ref)
