@@ -57,35 +57,12 @@ class RecognizerOptions:
 
 @dataclass
 class StreamOptions:
-    hotwords: list = field(default_factory=list)   # "词" | ("词", weight) | {"phrase", "weight"}
+    hotwords: list = field(default_factory=list)   # "词" | ("词", weight) | {"text", "weight", "pinyin"}
     nbest: int = 1
     endpoint: EndpointRules | dict | None = None
     domain: str | None = None   # language adapter
     voice: str | None = None    # acoustic adapter
     partials: bool = True
-
-
-def parse_hotwords(items) -> list[tuple[str, float]]:
-    out = []
-    if not isinstance(items, (list, tuple)):
-        raise StreamConfigError("hotwords must be a list")
-    if len(items) > 1000:
-        raise StreamConfigError("at most 1000 hotwords per stream")
-    for h in items:
-        if isinstance(h, str):
-            phrase, weight = h, 1.0
-        elif isinstance(h, dict):
-            phrase, weight = h.get("phrase"), h.get("weight", 1.0)
-        elif isinstance(h, (list, tuple)) and len(h) == 2:
-            phrase, weight = h
-        else:
-            raise StreamConfigError(f"hotword {h!r} must be a phrase or {{phrase, weight}}")
-        if not isinstance(phrase, str) or not phrase.strip() or len(phrase) > 32:
-            raise StreamConfigError(f"hotword phrase {phrase!r} must be 1-32 characters")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 10:
-            raise StreamConfigError(f"hotword weight {weight!r} must be a number in (0, 10]")
-        out.append((phrase.strip(), float(weight)))
-    return out
 
 
 class _Segment:
@@ -95,6 +72,7 @@ class _Segment:
         self.hyp: list[Syllable] = []
         self.processed = 0               # samples through the acoustic stage
         self.chunks = 0                  # chunks cut so far (the first one is longer)
+        self.lm_cache: dict = {}         # the language stage's incremental state for partials
         self.end: SegmentEnd | None = None
         self.closed = False              # final submitted: later partials are dropped
         self.partial_busy = False
@@ -225,8 +203,13 @@ class Stream:
             if value is not None and value not in known:
                 names = ", ".join(sorted(known)) or "none loaded"
                 raise StreamConfigError(f"unknown {name} adapter {value!r} (available: {names})")
+        if not isinstance(options.hotwords, (list, tuple)):
+            raise StreamConfigError("hotwords must be a list")
+        try:
+            self.hotwords = rec.lm.compile_hotwords(options.hotwords)
+        except ValueError as e:
+            raise StreamConfigError(f"bad hotwords: {e}") from None
         self.options = options
-        self.hotwords = parse_hotwords(options.hotwords)
         self.endpointer = Endpointer(rules)
         self.resampler: StreamResampler | None = None
         self._cond = threading.Condition(threading.RLock())
@@ -308,6 +291,11 @@ class Stream:
         with self._cond:
             return self._cond.wait_for(lambda: self.done or self.closed, timeout)
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every chunk and conversion submitted so far has given its result."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._idle() or self.error or self.closed, timeout)
+
     @property
     def backlog_seconds(self) -> float:
         """Audio accepted but not yet through the acoustic stage."""
@@ -384,7 +372,7 @@ class Stream:
 
     def _lm_job(self, seg: _Segment, final: bool) -> LmJob:
         return LmJob(list(seg.hyp), final, self.hotwords, self.options.nbest if final else 1,
-                     self.options.domain)
+                     self.options.domain, seg.lm_cache)
 
     # ---- worker callbacks ------------------------------------------------------------------
     def _am_done(self, item: _AmItem, hyp, err) -> None:

@@ -26,9 +26,10 @@ class AmJob:
 class LmJob:
     syllables: list[Syllable]
     final: bool                        # final: punctuation, ITN and n-best; partial: fast
-    hotwords: list[tuple[str, float]] = field(default_factory=list)
+    hotwords: tuple = ()                # from LanguageStage.compile_hotwords (hashable)
     nbest: int = 1
     domain: str | None = None          # language adapter name (None: the base model)
+    cache: dict = field(default_factory=dict)  # per segment, for the stage's incremental work
 
 
 @dataclass
@@ -52,5 +53,8 @@ class AcousticStage(Protocol):
 
 class LanguageStage(Protocol):
     domains: frozenset[str]            # loadable domain adapters
+
+    def compile_hotwords(self, items) -> tuple:
+        """Validate and prepare a stream's hotwords once; ValueError names a bad one."""
 
     def convert_batch(self, jobs: list[LmJob]) -> list[LmOut]: ...
