@@ -1,0 +1,118 @@
+"""Encoder: one set of weights, full-context and streaming; caches equal the masked forward."""
+import numpy as np
+import pytest
+import torch
+
+from asr_pinyin.acoustic.config import ModelConfig
+from asr_pinyin.acoustic.frontend import num_frames
+from asr_pinyin.acoustic.model import AcousticModel, chunk_mask, load_model, save_model, ModelLoadError
+from asr_pinyin.acoustic.stream import AcousticStream
+
+TINY = ModelConfig(conv_channels=8, d_model=32, n_heads=2, ff_mult=2, n_layers=2, conv_kernel=5, dropout=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)          # small tensors: threads only add contention on shared cores
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = AcousticModel(TINY).eval()
+    m.cmvn.mean.fill_(-5.0)                 # a non-trivial CMVN so it is exercised
+    return m
+
+
+def stream_chunks(m, feats, chunk, left_chunks):
+    """Feed fbank windows the way AcousticStream does; return concatenated log-probs."""
+    st, outs, i = m.init_state(), [], 0
+    S, R = m.subsample.stride, m.subsample.context
+    keep = left_chunks * chunk if left_chunks >= 0 else -1
+    while i < feats.shape[0]:
+        win = feats[i:i + (chunk - 1) * S + R]
+        outs.append(m.forward_chunk(win, st, keep))
+        i += chunk * S
+        if win.shape[0] < (chunk - 1) * S + R:
+            break
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("chunk,left", [(1, -1), (3, 2), (4, 0), (5, -1)])
+def test_chunk_by_chunk_equals_masked_full_forward(model, chunk, left):
+    torch.manual_seed(1)
+    feats = torch.randn(357, 80)
+    with torch.no_grad():
+        full, n = model(feats[None], torch.tensor([357]), chunk=chunk, left_chunks=left)
+    online = stream_chunks(model, feats, chunk, left)
+    assert online.shape[0] == int(n[0]) == full.shape[1]
+    torch.testing.assert_close(online, full[0], atol=1e-4, rtol=0)
+
+
+def test_full_context_equals_streaming_when_chunk_covers_utterance(model):
+    feats = torch.randn(200, 80)
+    with torch.no_grad():
+        full, _ = model(feats[None], torch.tensor([200]))            # chunk=0: full context
+    online = stream_chunks(model, feats, chunk=1000, left_chunks=-1)
+    torch.testing.assert_close(online, full[0], atol=1e-4, rtol=0)
+
+
+def test_padding_does_not_change_outputs(model):
+    a, b = torch.randn(150, 80), torch.randn(90, 80)
+    x = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
+    with torch.no_grad():
+        batch, n = model(x, torch.tensor([150, 90]), chunk=3, left_chunks=1)
+        alone, m = model(b[None], torch.tensor([90]), chunk=3, left_chunks=1)
+    assert int(n[1]) == alone.shape[1]
+    torch.testing.assert_close(batch[1, : int(n[1])], alone[0], atol=1e-4, rtol=0)
+
+
+def test_chunk_mask_bounds_left_context():
+    m = chunk_mask(6, 2, 1)
+    assert m[5].tolist() == [False, False, True, True, True, True]
+    assert m[2].tolist() == [True, True, True, True, False, False]
+    assert chunk_mask(6, 0, -1) is None
+
+
+def test_stream_bad_input_and_bounded_memory(model):
+    s = AcousticStream(model, chunk_ms=320, left_ms=640)
+    assert s.accept_waveform(np.zeros(1, np.float32)) == []               # 1 sample
+    bad = np.full(4000, np.nan, np.float32)
+    bad[::3] = np.inf
+    s.accept_waveform(bad)                                                  # NaN / inf
+    rng = np.random.default_rng(0)
+    for _ in range(60):                                                     # 60 s of noise
+        s.accept_waveform((rng.standard_normal(16000) * 0.05).astype(np.float32))
+        assert s.fbank.buf.numel() < 400 and s.feats.shape[0] < s.window
+        for att in s.state["att"]:
+            assert att.shape[3] <= s.keep
+    s.flush()
+    total = 1 + 4000 + 60 * 16000
+    expected = model.subsample.out_lengths(torch.tensor([num_frames(total)]))
+    assert s.frames == int(expected[0])                                     # all audio decoded
+    assert s.seconds == total / 16000
+
+
+def test_silence_and_tiny_inputs_decode_to_lists(model):
+    for n in (0, 1, 399, 1600, 16000):
+        s = AcousticStream(model)
+        out = s.accept_waveform(np.zeros(n, np.float32)) + s.flush()
+        assert isinstance(out, list)
+
+
+def test_save_load_fp16_roundtrip(model, tmp_path):
+    save_model(model, tmp_path / "m.pt", half=True)
+    m2 = load_model(tmp_path / "m.pt")
+    feats = torch.randn(1, 120, 80)
+    with torch.no_grad():
+        a, _ = model(feats, torch.tensor([120]))
+        b, _ = m2(feats, torch.tensor([120]))
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+    with pytest.raises(ModelLoadError):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError):
+        load_model(tmp_path / "junk.pt")

@@ -1,0 +1,100 @@
+"""Training on a tiny espeak set: the loss falls, resume continues, DDP with 2 gloo processes."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from acoustic_fixtures import make_tiny_set
+from asr_pinyin.acoustic.config import load_config
+from asr_pinyin.acoustic.train import Trainer, lr_at, sample_chunk
+from asr_pinyin.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return make_tiny_set(tmp_path_factory.mktemp("tiny_speech"))
+
+
+def tiny_config(manifest, out_dir, **train):
+    cfg = load_config("tiny", [f'data.train=["{manifest}"]', f'train.out_dir="{out_dir}"'])
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(manifest, tmp_path_factory):
+    """30 steps, then the same run resumed to 70 steps."""
+    run = tmp_path_factory.mktemp("run")
+    n = torch.get_num_threads()
+    fast = dict(lr=5e-3, min_lr=1e-3, warmup_steps=10, save_every=10, average_last=2)
+    Trainer(tiny_config(manifest, run, max_steps=30, **fast)).run()
+    Trainer(tiny_config(manifest, run, max_steps=70, **fast)).run()
+    torch.set_num_threads(n)
+    return run
+
+
+def test_loss_drops_and_resume_continues(trained):
+    log = read_log(trained)
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < 0.15 * losses[0], losses
+    starts = [r["step"] for r in log if r.get("event") == "start"]
+    assert starts == [0, 30]                                  # second run resumed at step 30
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == sorted(steps) and steps[-1] == 70
+    assert (trained / "model.pt").is_file() and (trained / "avg.pt").is_file()
+    assert len(list(trained.glob("step_*.pt"))) == 3          # keep_checkpoints
+
+
+def test_eval_cli_scores_the_trained_model(trained, manifest, capsys):
+    for mode in ("full", "streaming"):
+        assert main(["eval", "--manifest", str(manifest), "--model", str(trained / "model.pt"),
+                     "--mode", mode, "--chunk-ms", "320"]) == 0
+        res = json.loads(capsys.readouterr().out)
+        assert res["utterances"] == 8 and res["audio_seconds"] > 5 and res["rtf"] > 0
+        assert res["syllable_error_rate"] < 0.5, res
+        assert res["syllable_error_rate_toneless"] <= res["syllable_error_rate"]
+
+
+def test_cli_bad_inputs_give_one_line_errors(tmp_path, capsys, manifest):
+    assert main(["eval", "--manifest", str(tmp_path / "none.jsonl"), "--model", str(tmp_path / "m.pt")]) == 2
+    assert main(["train-am", "--config", str(tmp_path / "missing.toml")]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nwidth = 3\n")
+    assert main(["train-am", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "unknown field" in err and "Traceback" not in err
+
+
+def test_schedule_and_dynamic_chunks():
+    cfg = load_config("synth").train
+    assert lr_at(0, cfg) < lr_at(cfg.warmup_steps, cfg) and lr_at(cfg.max_steps, cfg) == pytest.approx(cfg.min_lr)
+    picks = [sample_chunk(s, cfg) for s in range(400)]
+    full = sum(c == 0 for c, _ in picks)
+    assert 120 < full < 280                                   # about half the batches full context
+    assert all(1 <= c <= cfg.max_chunk_frames for c, _ in picks if c)
+
+
+def test_torchrun_two_gloo_processes(manifest, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "ASR_PINYIN_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "asr_pinyin.cli", "train-am", "--config", "tiny",
+           "--set", f'data.train=["{manifest}"]', "--set", f'train.out_dir="{run}"',
+           "--set", "train.max_steps=2", "--set", "train.log_every=1", "--set", "data.batch_seconds=6.0"]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-3000:]
+    log = read_log(run)
+    assert log[0]["event"] == "start" and log[0]["world"] == 2
+    assert [r["step"] for r in log if "loss" in r] == [1, 2]
+    assert (run / "model.pt").is_file()
