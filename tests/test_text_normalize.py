@@ -8,6 +8,7 @@ from asr_pinyin.text import normalize_text, split_sentences, speakable_clauses, 
     # years digit by digit, dates, ranges
     ("1998年", "一九九八年"),
     ("98年", "九八年"),
+    ("二〇一八年", "二零一八年"),
     ("2018-07-18发布", "二零一八年七月十八日发布"),
     ("2019/2/8", "二零一九年二月八日"),
     ("03月26号", "三月二十六号"),
@@ -16,6 +17,7 @@ from asr_pinyin.text import normalize_text, split_sentences, speakable_clauses, 
     # times
     ("18:00-21:00", "十八点至二十一点"),
     ("10:20开始", "十点二十分开始"),
+    ("2:30", "两点三十分"),
     ("17:05分", "十七点零五分"),
     # percentages, decimals, fractions, thousands
     ("3.5%", "百分之三点五"),

@@ -75,7 +75,7 @@ def _cardinal(s: str) -> str:
 
 def _time(m: re.Match) -> str:
     h, mi, se = m.group(1), m.group(2), m.group(3)
-    out = _cardinal(str(int(h))) + "点"
+    out = ("两" if int(h) == 2 else _cardinal(str(int(h)))) + "点"
     if int(mi):
         out += ("零" if int(mi) < 10 else "") + _cardinal(str(int(mi))) + "分"
     if se and int(se):
@@ -131,7 +131,7 @@ _CJK = r"\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff" + PUNCT + "…"
 _SPACE_CJK = re.compile(rf"(?<=[{_CJK}])[ \t]+|[ \t]+(?=[{_CJK}])")
 _ELLIPSIS = re.compile(r"…+|\.{3,}|。{2,}")
 _DASHES = re.compile(r"[—―–]+|-{2,}(?![A-Za-z])")
-_DOT_END = re.compile(rf"(?<=[\u4e00-\u9fff])\.(?!\d)")
+_DOT_END = re.compile(r"(?<=[\u4e00-\u9fff])\.(?![A-Za-z0-9_/.\-])")
 _REPEAT = re.compile(r"([，。？！、：；])[，。？！、：；]*")
 _TILDE = re.compile(r"[~～]")
 
@@ -160,7 +160,7 @@ def normalize_text(s: str) -> str:
     s = _EMAIL.sub(" ", s)
     for _ in range(2):                         # nested brackets: inner first
         s = _BRACKETS.sub("", s)
-    s = _QUOTES.sub("", s)
+    s = _QUOTES.sub(" ", s)                   # a space, so `“.”` is not read as a full stop
     s = _DEGREES.sub(lambda m: "摄氏度" if m.group(1) else "度", s)   # before symbols go
     s = _drop_symbols(s)
     s = _numbers(s)
@@ -169,6 +169,7 @@ def normalize_text(s: str) -> str:
     s = _DOT_END.sub("。", s)
     s = _TILDE.sub("", s)
     s = s.replace("·", "").replace("•", "").replace("・", "")
+    s = s.replace("〇", "零")              # not in GB2312; read ling2 either way
     s = s.translate(_ASCII_PUNCT)
     s = _SPACE_CJK.sub("", s)
     s = _REPEAT.sub(_keep_strongest, s)
