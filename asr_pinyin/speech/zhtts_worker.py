@@ -73,6 +73,9 @@ def tf_interpreter(model_bytes):
 def clauses(text, pinyin):
     """Split at punctuation into (hanzi, pinyin) clauses; pinyin has one syllable per hanzi."""
     syl = pinyin.split()
+    n_hanzi = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    if n_hanzi != len(syl):
+        raise ValueError(f"{len(syl)} pinyin syllables for {n_hanzi} hanzi")
     res, chars, pys, k = [], "", [], 0
     for ch in text:
         if ch in PUNCT:
@@ -85,8 +88,6 @@ def clauses(text, pinyin):
             k += 1
     if chars:
         res.append((chars, pys))
-    if k != len(syl):
-        raise ValueError(f"{len(syl)} pinyin syllables for {k} hanzi")
     return res
 
 
