@@ -77,6 +77,8 @@ class _Segment:
         self.closed = False              # final submitted: later partials are dropped
         self.partial_busy = False
         self.partial_dirty: float | None = None  # arrival time of a newer hypothesis to convert
+        self.partial_syls: list[str] | None = None  # the last partial's syllables and text:
+        self.partial_text = ""                        # an unchanged hypothesis is not re-converted
 
 
 @dataclass
@@ -400,8 +402,9 @@ class Stream:
                     seg.partial_dirty = item.t
                 else:
                     seg.partial_busy = True
-                    self._submit_lm(_LmItem(self, "partial", seg, self._lm_job(seg, False), item.t,
-                                            at=seg.start + seg.processed))
+                    same = [h.pinyin for h in hyp] == seg.partial_syls
+                    self._submit_lm(_LmItem(self, "partial", seg, None if same else self._lm_job(seg, False),
+                                            item.t, at=seg.start + seg.processed))
             self._pump()
             self._cond.notify_all()
 
@@ -420,8 +423,10 @@ class Stream:
             if item.kind == "partial":
                 seg.partial_busy = False
                 if not seg.closed:
-                    text = out.text if out else ""
-                    result = Partial(seg.id, text, [s.pinyin for s in item.job.syllables],
+                    if item.job is not None:
+                        seg.partial_text = out.text if out else ""
+                        seg.partial_syls = [s.pinyin for s in item.job.syllables]
+                    result = Partial(seg.id, seg.partial_text, list(seg.partial_syls or []),
                                      seg.start / SR, item.at / SR, latency)
                     self.rec.partial_latency_ms.observe(latency)
                     if seg.partial_dirty is not None:  # a newer hypothesis came meanwhile

@@ -68,7 +68,7 @@ class StreamResampler:
         width = math.ceil(6 * self.orig / (0.99 * min(self.orig, self.new))) + 1
         self.margin = self.orig * math.ceil(max(width, 32) / self.orig)  # whole blocks of context
         self.buf = np.zeros(self.margin, dtype=np.float32)  # left context starts as silence
-        self.done = 0  # input samples of buf (after the left margin) already converted
+        self._rs = None
 
     def accept(self, x: np.ndarray) -> np.ndarray:
         if self.sr == TARGET_SR:
@@ -97,10 +97,13 @@ class StreamResampler:
 
     def _convert(self, n_in: int) -> np.ndarray:
         import torch
-        import torchaudio.functional as AF
 
+        if self._rs is None:  # transforms.Resample computes its sinc kernel once
+            import torchaudio.transforms as T
+            self._rs = T.Resample(self.orig, self.new)
         window = self.buf[:self.margin + n_in + self.margin]
-        y = AF.resample(torch.from_numpy(np.ascontiguousarray(window)), self.orig, self.new).numpy()
+        with torch.no_grad():
+            y = self._rs(torch.from_numpy(np.ascontiguousarray(window))).numpy()
         lo = self.margin // self.orig * self.new
         out = y[lo:lo + n_in // self.orig * self.new].astype(np.float32)
         self.buf = self.buf[n_in:]  # keep `margin` of left context
