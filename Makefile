@@ -5,7 +5,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip -q --disable-pip-version-check
 STAMP   := .venv/.installed
 # Debian packages the project really needs (text corpora, audio I/O for clients).
-APT_PKGS := manpages-zh libportaudio2 pulseaudio pulseaudio-utils chromium fonts-wqy-microhei
+APT_PKGS := manpages-zh libportaudio2 pulseaudio pulseaudio-utils chromium fonts-wqy-microhei asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
 
 .PHONY: demo test venv sysdeps corpus clean
 
