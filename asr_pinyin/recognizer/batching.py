@@ -50,20 +50,22 @@ def forward_chunk_batch(model, windows: torch.Tensor, states: list[dict], keep: 
         caches = [s["att"][i] for s in states]
         lens = [0 if c is None else c.shape[3] for c in caches]
         tmax = max(lens)
-        kc = k.new_zeros(b, h, tmax, d // h)
-        vc = v.new_zeros(b, h, tmax, d // h)
-        for j, c in enumerate(caches):
-            if lens[j]:
-                kc[j, :, tmax - lens[j]:] = c[0, 0]
-                vc[j, :, tmax - lens[j]:] = c[1, 0]
-        kk, vv = torch.cat([kc, k], 2), torch.cat([vc, v], 2)
-        valid = torch.arange(tmax + t, device=x.device)[None] >= (tmax - torch.tensor(lens, device=x.device))[:, None]
-        y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid[:, None, None, :])
+        mask = None
+        if tmax == 0:
+            kv = torch.stack([k, v])
+        else:   # (2, 1, H, L, Dh) per stream -> (2, B, H, tmax, Dh), left-padded where shorter
+            if min(lens) < tmax:
+                caches = [k.new_zeros(2, 1, h, tmax, d // h) if c is None else
+                          F.pad(c, (0, 0, tmax - c.shape[3], 0)) for c in caches]
+                short = torch.tensor([tmax - n for n in lens], device=x.device)
+                mask = (torch.arange(tmax + t, device=x.device)[None] >= short[:, None])[:, None, None, :]
+            kv = torch.cat([torch.cat(caches, 1), torch.stack([k, v])], 3)
+        y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
         x = x + att.out(y.transpose(1, 2).reshape(b, t, d))
-        for j, s in enumerate(states):
+        for j, s in enumerate(states):  # views into this batch's tensor, no copies
             total = lens[j] + t
             n = total if keep < 0 else min(keep, total)
-            s["att"][i] = torch.stack([kk[j:j + 1, :, tmax + t - n:], vv[j:j + 1, :, tmax + t - n:]])
+            s["att"][i] = kv[:, j:j + 1, :, tmax + t - n:]
         conv_cache = [s["conv"][i] for s in states]
         cc = None
         if any(c is not None for c in conv_cache):
