@@ -28,11 +28,13 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from asr_pinyin.recognizer import Recognizer
+    from asr_pinyin.recognizer import Recognizer, RecognizerOptions
     from asr_pinyin.serve.server import ServerConfig, ServerThread
 
+    # batches of one, so offline decoding rounds exactly as the server did (untrained models
+    # have near-tie logits that padding in a batch can flip)
     am, lm = write_tiny_models(tmp_path_factory.getbasetemp() / "client-models")
-    rec = Recognizer.load(am, lm)
+    rec = Recognizer.load(am, lm, RecognizerOptions(am_batch=1, lm_batch=1))
     with ServerThread(rec, ServerConfig(port=0)) as st:
         http = f"http://127.0.0.1:{st.server.port}"
         try:

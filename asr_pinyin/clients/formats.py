@@ -18,7 +18,7 @@ SUFFIX = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}
 def segment_dict(final) -> dict:
     """A recognizer Final (or an already-plain dict from the server) -> the dict the writers use."""
     d = final if isinstance(final, dict) else final.to_dict()
-    keep = ("segment", "text", "start", "end", "confidence", "reason", "chars", "nbest")
+    keep = ("segment", "text", "pinyin", "start", "end", "confidence", "reason", "chars", "nbest")
     out = {k: d[k] for k in keep if k in d}
     out["chars"] = [c if isinstance(c, dict) else dict(c) for c in out.get("chars", [])]
     return out

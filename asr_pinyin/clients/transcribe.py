@@ -88,12 +88,12 @@ def read_blocks(path: Path, block_s: float = BLOCK_S):
 class LocalEngine:
     """Transcribes with models loaded in this process (one Recognizer, one stream per file)."""
 
-    def __init__(self, am=None, lm=None, options=None):
+    def __init__(self, am=None, lm=None, options=None, recognizer_options=None):
         from asr_pinyin.recognizer import Recognizer
         from asr_pinyin.recognizer.adapters import StageLoadError
 
         try:
-            self.rec = Recognizer.load(am, lm)
+            self.rec = Recognizer.load(am, lm, recognizer_options)
         except StageLoadError as e:
             raise TranscribeError(str(e)) from None
         self.options = options or {}
@@ -141,7 +141,8 @@ class ServerEngine:
 
         blocks = read_blocks(path)
         sr, first = next(blocks, (16000, np.zeros(0, np.float32)))
-        client = WsClient(self.url, sample_rate=sr, partials=False, token=self.token,
+        # float32 on the wire: decoded samples (mp3, channel means) reach the server unrounded
+        client = WsClient(self.url, sample_rate=sr, format="float32", partials=False, token=self.token,
                           hotwords=self.options.get("hotwords", []), nbest=self.options.get("nbest", 1),
                           endpoint=self.options.get("endpoint"), domain=self.options.get("domain"))
         with client:
@@ -191,6 +192,8 @@ class Progress:
 def transcribe_files(jobs: list[Job], engine, formats=("text",), output_dir: Path | None = None,
                      workers: int = 4, show_progress: bool = True, log=print) -> dict:
     """Run every job; write outputs; return a summary dict (also what `--summary-json` prints)."""
+    import torchaudio.functional  # noqa: F401 - imported here once: lazy first imports racing
+    #                                  in worker threads fail with KeyError('torchaudio')
     from asr_pinyin.audio.io import AudioError, audio_info
 
     todo = []

@@ -54,7 +54,7 @@ class WsClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
             self._ws = connect(self.url, additional_headers=headers, open_timeout=self.open_timeout,
-                               max_size=2 ** 22)
+                               max_size=2 ** 22, legacy=True)
         except InvalidURI:
             raise ServerError("bad_url", f"not a websocket URL: {self.url} (use ws://host:port/)") from None
         except (OSError, TimeoutError, InvalidHandshake) as e:
@@ -112,7 +112,8 @@ class WsClient:
         x = np.asarray(samples)
         if self.format == "pcm_s16le":
             if x.dtype != np.int16:
-                x = (np.clip(x.astype(np.float32), -1, 1) * 32767).astype(np.int16)
+                # x32768 inverts soundfile's int16 -> float scaling exactly (16-bit files stay exact)
+                x = np.clip(np.round(x.astype(np.float32) * 32768.0), -32768, 32767).astype(np.int16)
             data = x.astype("<i2").tobytes()
         else:
             if x.dtype == np.int16:
