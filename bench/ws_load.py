@@ -164,7 +164,8 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [str(ROOT / ".venv/bin/asr-pinyin"), "serve", "--port", str(port),
+    cmd = ["nice", "-n", str(args.server_nice)] if args.server_nice else []
+    cmd += [str(ROOT / ".venv/bin/asr-pinyin"), "serve", "--port", str(port),
            "--max-sessions", "256", "--max-backlog", "30"]
     if args.random_am:
         args.am = make_random_am(Path("/tmp/asr_ws_load_random_am.pt"))
@@ -221,6 +222,8 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=0.0, help="soak: seconds of streaming at the last level")
     ap.add_argument("--sequential", type=int, default=0, help="N short sessions one after another")
     ap.add_argument("--log", default="/tmp/asr_ws_load_server.log")
+    ap.add_argument("--server-nice", type=int, default=0,
+                    help="run the server under `nice -n N` (negative: ahead of other jobs on a shared machine)")
     args = ap.parse_args()
 
     proc, base = (None, args.url.rstrip("/")) if args.url else start_server(args)

@@ -191,7 +191,10 @@ class Session:
         try:
             if self.stream is not None and not self.stream.finished and self.stream.error is None:
                 self.stream.input_finished()
-            await self._drain(self.server.config.shutdown_grace_s)
+            grace = self.server.config.shutdown_grace_s
+            if reason == "stop" and self.stream is not None:  # the client waits for all its finals
+                grace += 60.0 + 4 * self.stream.backlog_seconds
+            await self._drain(grace)
             if self.failed:
                 return
             if err:
