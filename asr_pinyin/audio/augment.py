@@ -129,8 +129,9 @@ def room_rir(rt60: float, g: torch.Generator, sr: int = SR) -> torch.Tensor:
 
 def reverb(wav: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
     """Convolve with an impulse response, aligned on its direct path, same length and power."""
-    start = int(rir.abs().argmax())
-    out = AF.fftconvolve(wav, rir[start:])[: wav.numel()]
+    rir = rir[int(rir.abs().argmax()):]
+    n = 1 << (wav.numel() + rir.numel() - 1).bit_length()  # power of 2: 3x faster than odd sizes
+    out = torch.fft.irfft(torch.fft.rfft(wav, n) * torch.fft.rfft(rir, n), n)[: wav.numel()]
     return out * (_power(wav) / _power(out)).sqrt()
 
 
