@@ -5,7 +5,8 @@ Batches are filled by total duration (sorted into buckets of similar length, so 
 padding), shuffled per epoch with a seed, and dealt round-robin to DDP ranks. Audio is
 augmented on the fly: speed perturbation, then an optional noise/room callable
 (`augment.callable = "module:function"`, called as fn(wave, sr, rng) -> wave; a small
-built-in one adds coloured noise and a synthetic room), then SpecAugment on the fbank.
+default uses `asr_pinyin.audio.augment`, else a built-in coloured noise + synthetic room),
+then SpecAugment on the fbank.
 """
 from __future__ import annotations
 
@@ -131,6 +132,22 @@ def builtin_noise_room(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg:
     return x.numpy()
 
 
+def audio_augmenter(cfg: AugmentConfig):
+    """Noise (coloured, babble, music) and rooms from `asr_pinyin.audio.augment` when present,
+    else the built-in coloured noise + synthetic room. Speed is done here, not there."""
+    try:
+        from asr_pinyin.audio.augment import AugmentConfig as AudioCfg, Augmenter
+    except ImportError:
+        return lambda wave, sr, rng: builtin_noise_room(wave, sr, rng, cfg)
+    augmenter = Augmenter(AudioCfg(p_speed=0.0, p_noise=cfg.noise_prob, p_reverb=cfg.reverb_prob,
+                                   snr_range=tuple(cfg.snr_db)))
+
+    def run(wave, sr, rng):
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        return augmenter(torch.from_numpy(wave), g)[0].numpy()
+    return run
+
+
 class TrainSet(torch.utils.data.Dataset):
     """One item = one whole batch (the batch sampler lives in `dynamic_batches`)."""
 
@@ -138,9 +155,11 @@ class TrainSet(torch.utils.data.Dataset):
                  n_mels: int = 80, seed: int = 0):
         self.utts, self.batches, self.aug, self.n_mels, self.seed = utts, batches, aug, n_mels, seed
         self.extra = None
-        if aug is not None and getattr(aug, "callable", ""):
+        if aug is not None and aug.callable:
             mod, _, fn = aug.callable.partition(":")
             self.extra = getattr(importlib.import_module(mod), fn)
+        elif aug is not None and (aug.noise_prob > 0 or aug.reverb_prob > 0):
+            self.extra = audio_augmenter(aug)
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -155,8 +174,6 @@ class TrainSet(torch.utils.data.Dataset):
                 wave = AF.speed(torch.from_numpy(wave), SAMPLE_RATE, factor)[0].numpy()
             if self.extra is not None:
                 wave = self.extra(wave, SAMPLE_RATE, rng)
-            elif self.aug.noise_prob > 0 or self.aug.reverb_prob > 0:
-                wave = builtin_noise_room(wave, SAMPLE_RATE, rng, self.aug)
         return fbank(wave, self.n_mels, dither=1.0 if self.aug is not None else 0.0)
 
     def __getitem__(self, b: int):

@@ -48,12 +48,18 @@ class Subsampling(nn.Module):
         return self.proj(h)
 
 
-def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding on (B, H, T, Dh): scores depend only on relative distance."""
+def rope_angles(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables for rotary position embedding at positions `pos` (computed once per forward)."""
+    half = head_dim // 2
+    freq = 10000.0 ** (-torch.arange(half, device=pos.device, dtype=torch.float64) / half)
+    ang = pos.to(torch.float64)[:, None] * freq[None]      # float64: exact even hours into a stream
+    return ang.cos().float(), ang.sin().float()
+
+
+def rope(x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate (B, H, T, Dh) pairs of channels: attention scores then depend only on distance."""
+    cos, sin = cos_sin
     half = x.shape[-1] // 2
-    freq = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    ang = pos.to(torch.float32)[:, None] * freq[None]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -65,10 +71,10 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x, pos, mask=None, cache=None, keep: int = -1):
+    def forward(self, x, rot, mask=None, cache=None, keep: int = -1):
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
-        q, k = rope(q, pos), rope(k, pos)
+        q, k = rope(q, rot), rope(k, rot)
         if cache is not None:                                 # (2, B, H, Tc, Dh): rotated k, v
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
         new_cache = torch.stack([k, v])
@@ -117,9 +123,9 @@ class ConformerBlock(nn.Module):
         self.conv = CausalConv(d, cfg.conv_kernel)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, pos, mask=None, att_cache=None, conv_cache=None, keep: int = -1):
+    def forward(self, x, rot, mask=None, att_cache=None, conv_cache=None, keep: int = -1):
         x = x + 0.5 * self.drop(self.ff1(x))
-        a, att_cache = self.att(self.norm_att(x), pos, mask, att_cache, keep)
+        a, att_cache = self.att(self.norm_att(x), rot, mask, att_cache, keep)
         x = x + self.drop(a)
         c, conv_cache = self.conv(self.norm_conv(x), conv_cache)
         x = x + self.drop(c)
@@ -169,15 +175,16 @@ class AcousticModel(nn.Module):
         mask = chunk_mask(t, chunk, left_chunks, x.device)
         key_ok = valid[:, None, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)
         mask = key_ok if mask is None else key_ok & mask
+        rot = rope_angles(pos, self.cfg.d_model // self.cfg.n_heads)
         for layer in self.layers:
-            x, _, _ = layer(x, pos, mask)
+            x, _, _ = layer(x, rot, mask)
         return self.head(x).log_softmax(-1), out_len
 
     # ---- streaming -------------------------------------------------------------------------
     def init_state(self) -> dict:
         return {"att": [None] * len(self.layers), "conv": [None] * len(self.layers), "offset": 0}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward_chunk(self, feats: torch.Tensor, state: dict, keep: int = -1) -> torch.Tensor:
         """Raw fbank window (T, n_mels) for one chunk -> (T', V) log-probs; updates `state`.
 
@@ -189,8 +196,9 @@ class AcousticModel(nn.Module):
         if t == 0:
             return x.new_zeros(0, self.cfg.vocab_size)
         pos = torch.arange(state["offset"], state["offset"] + t, device=x.device)
+        rot = rope_angles(pos, self.cfg.d_model // self.cfg.n_heads)
         for i, layer in enumerate(self.layers):
-            x, state["att"][i], state["conv"][i] = layer(x, pos, None, state["att"][i],
+            x, state["att"][i], state["conv"][i] = layer(x, rot, None, state["att"][i],
                                                          state["conv"][i], keep)
         state["offset"] += t
         return self.head(x[0]).log_softmax(-1)

@@ -61,12 +61,12 @@ class AcousticStream:
     def _run(self, window: torch.Tensor) -> list[Syllable]:
         lp = self.model.forward_chunk(window, self.state, self.keep)
         out = []
-        for row in lp:
-            u = int(row.argmax())
+        best, arg = lp.max(-1)
+        for t, (p, u) in enumerate(zip(best.tolist(), arg.tolist())):
+            row = lp[t]
             if self.open and (u != self.open[0] or u == BLANK):
                 out.append(self._close())
             if u != BLANK:
-                p = float(row[u])
                 if self.open is None:
                     self.open = [u, self.frames, self.frames, p, row]
                 self.open[2] = self.frames
