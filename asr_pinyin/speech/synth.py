@@ -199,6 +199,9 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
             if "error" in r:
                 failures.append(r)
                 append_line(out / "failures.jsonl", r)
+                if made == 0 and len(failures) >= 20:  # a broken engine, not a bad sentence
+                    raise SynthError(f"the first {len(failures)} utterances all failed, e.g. "
+                                     f"{r['id']}: {r['error']}")
             else:
                 split = by_id[r["id"]]["split"]
                 append_line(manifest_path(out, split), r)
