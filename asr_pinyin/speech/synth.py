@@ -256,5 +256,5 @@ def print_summary(summary: dict, file=sys.stderr) -> None:
     for split, fams in summary["hours"].items():
         for fam, h in fams.items():
             print(f"{split:<22}{fam:<18}{h:>8.3f}", file=file)
-    print(f"made {summary['made']} utterances, {summary['failed']} failed, "
-          f"{summary['wall_s']:.0f} s", file=file)
+    wall = f", {summary['wall_s']:.0f} s" if summary.get("wall_s") else ""
+    print(f"{summary['made']} utterances, {summary['failed']} failed{wall}", file=file)
