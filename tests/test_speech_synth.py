@@ -138,6 +138,9 @@ def test_check_command_reports_bad_audio_by_path(tmp_path, capsys):
     from asr_pinyin.cli import main
     build(tmp_path, None, "tiny", seed=1, engines=ESPEAK, noisy=False, limit=2)
     assert main(["speech", "check", str(tmp_path / "dev.jsonl")]) == 0
+    assert main(["speech", "status", "--out", str(tmp_path)]) == 0
+    status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status["made"] == 2 and status["hours"]["dev"]["total"] > 0
     rec = next(iter(read_done(tmp_path / "dev.jsonl").values()))
     (tmp_path / rec["audio"]).write_bytes(b"")
     capsys.readouterr()
