@@ -3,7 +3,7 @@
 - speech: espeak-ng (`cmn-latn-pinyin` voice, asr_pinyin.speech.espeak) reading numbered pinyin;
 - acoustic: a 2-layer Conformer-CTC (asr_pinyin.acoustic.AcousticModel) trained ~100 CTC steps
   on those sentences with dynamic chunks, so it emits real syllables and streams like the big one;
-- language: a 2-layer PinyinLM (asr_pinyin.lm) trained ~150 steps on the same sentences.
+- language: a 2-layer PinyinLM trained 100 steps by asr_pinyin.lm's own `train` on the same sentences.
 Both are cached on disk (keyed by this file's content) so a test session trains them once.
 """
 from __future__ import annotations
@@ -83,32 +83,26 @@ def _train_am(path: Path):
 
 
 def _train_lm(path: Path):
-    from collections import Counter
+    """The LM package's own training loop on the test sentences (so its format always matches)."""
+    import json
+    import shutil
+    import tempfile
 
-    from asr_pinyin.lm.config import ModelConfig
-    from asr_pinyin.lm.data import collate, encode_rows, make_slots
-    from asr_pinyin.lm.model import PinyinLM
-    from asr_pinyin.lm.train import save_checkpoint
-    from asr_pinyin.lm.vocab import build_readings
+    from asr_pinyin.lm.config import ModelConfig, TrainConfig
+    from asr_pinyin.lm.train import train
 
-    torch.manual_seed(0)
-    rows = [{"text": t + "。", "pinyin": p} for t, p in SENTENCES]
-    chars = ["<unk>"] + sorted({c for t, _ in SENTENCES for c in t})
-    pairs = Counter((c, s.rstrip("12345")) for t, p in SENTENCES for c, s in zip(t, p.split()))
-    readings = build_readings(chars, pairs)
-    model = PinyinLM(ModelConfig(d_model=64, n_layers=2, n_heads=2, d_ff=128, dropout=0.0,
-                                 max_len=64, d_out=32), len(chars), readings)
-    sents = encode_rows(rows, {c: i for i, c in enumerate(chars)})
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    rng = random.Random(0)
-    for _ in range(150):
-        items = [(*make_slots(s, rng, [[0]] * 2000, False, 0.0, 0.0, eval_mode=True), s[2], s[3])
-                 for s in sents]
-        loss, _ = model.loss(collate(items))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    save_checkpoint(path, model.eval(), chars, readings)
+    with tempfile.TemporaryDirectory() as d:
+        data = Path(d) / "train.jsonl"
+        data.write_text("".join(json.dumps({"id": str(i), "text": t + "。", "pinyin": p},
+                                           ensure_ascii=False) + "\n"
+                                for i, (t, p) in enumerate(SENTENCES * 4)), encoding="utf-8")
+        cfg = TrainConfig(model=ModelConfig(d_model=64, n_layers=2, n_heads=2, d_ff=128, dropout=0.0,
+                                            d_out=32, max_len=64),
+                          train=str(data), dev=str(data), dev_sentences=32, batch_tokens=512,
+                          lr=3e-3, warmup_steps=10, max_steps=100, eval_every=50,
+                          out_dir=str(Path(d) / "run"), threads=1)
+        best = train(cfg)
+        shutil.copy(best, path)
 
 
 @lru_cache(maxsize=1)
