@@ -1,0 +1,131 @@
+"""`asr-pinyin train-lm | convert | eval-lm | export-lm` (imports stay inside the handlers)."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-lm", help="train the pinyin->hanzi model (resumes from OUT_DIR/last.pt)")
+    p.add_argument("--config", default=None, help="config file defining `config = TrainConfig(...)`")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("convert", help="pinyin -> hanzi (an input method on the command line)")
+    p.add_argument("text", nargs="+", help="pinyin in any form, e.g. ni3hao3, 'nǐ hǎo', woxiangqubeijing")
+    p.add_argument("--toneless", action="store_true", help="ignore tones (what IME users type)")
+    p.add_argument("--nbest", type=int, default=1, help="print K candidates")
+    p.add_argument("--hotword", action="append", default=[], metavar="HANZI[:WEIGHT]", help="phrase to favour")
+    p.add_argument("--model", default=None, help="checkpoint (default models/lm/lm.pt)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("eval-lm", help="accuracy/speed on a JSONL text set; prints one JSON object")
+    p.add_argument("--data", required=True, help='JSONL with {"text", "pinyin"}')
+    p.add_argument("--toneless", action="store_true")
+    p.add_argument("--corrupt", type=float, default=0.0, help="fraction of slots given as confusable top-3")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("export-lm", help="checkpoint -> small fp16 file for shipping")
+    p.add_argument("checkpoint")
+    p.add_argument("out", nargs="?", default="models/lm/lm.pt")
+    p.set_defaults(func=_export)
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _train(args) -> int:
+    from .config import load_config
+    from .train import train
+
+    try:
+        cfg = load_config(args.config)
+    except (OSError, ValueError, SyntaxError) as e:
+        return _fail(f"config: {e}")
+    try:
+        train(cfg, resume=not args.fresh)
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def _load(path):
+    from .decode import LanguageModel
+
+    return LanguageModel.load(path)
+
+
+def _hotwords(specs):
+    out = []
+    for s in specs:
+        text, _, w = s.partition(":")
+        out.append((text, float(w)) if w else text)
+    return out
+
+
+def _convert(args) -> int:
+    from asr_pinyin.pinyin import PinyinError, segmentations
+
+    from .slots import LMInputError
+
+    text = " ".join(args.text)
+    try:
+        lm = _load(args.model)
+        hws = _hotwords(args.hotword)
+        # run-together keystrokes can split several ways: let the model pick among the best few
+        readings = segmentations(text, limit=3, toneless=args.toneless)
+        convs = lm.convert_batch(readings, hotwords=hws, nbest=max(1, args.nbest), toneless=args.toneless)
+    except (PinyinError, LMInputError, FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+    best = max(range(len(convs)), key=lambda i: _score(convs[i]) - 0.5 * i)
+    conv = convs[best]
+    if args.json:
+        print(json.dumps({"text": conv.text, "pinyin": readings[best], "nbest": conv.nbest,
+                          "chars": [{"hanzi": c.hanzi, "pinyin": c.pinyin, "confidence": round(c.confidence, 4),
+                                     "alternatives": [[h, round(p, 4)] for h, p in c.alternatives]}
+                                    for c in conv.chars]}, ensure_ascii=False))
+    elif args.nbest > 1:
+        for i, (t, lp) in enumerate(conv.nbest, 1):
+            print(f"{i}\t{t}\t{lp:.3f}")
+    else:
+        print(conv.text)
+    return 0
+
+
+def _score(conv) -> float:
+    """Mean log-confidence of a reading: how well the model could make sense of it."""
+    import math
+
+    return sum(math.log(max(c.confidence, 1e-9)) for c in conv.chars) / len(conv.chars)
+
+
+def _eval(args) -> int:
+    from .data import read_jsonl
+    from .evaluate import evaluate
+
+    if not 0.0 <= args.corrupt <= 1.0:
+        return _fail("--corrupt must be between 0 and 1")
+    try:
+        rows = read_jsonl(args.data, args.limit)
+        lm = _load(args.model)
+        res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt)
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+    print(json.dumps(res))
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export
+
+    try:
+        size = export(args.checkpoint, args.out)
+    except (OSError, KeyError, ValueError) as e:
+        return _fail(str(e))
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB)")
+    return 0

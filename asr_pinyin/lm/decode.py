@@ -1,0 +1,202 @@
+"""`LanguageModel`: load a checkpoint and convert syllable slots to text (public API).
+
+The network scores every slot at once (no autoregression), so a conversion costs one encoder
+pass; inputs longer than the model's positions are decoded in overlapping windows. Sentence
+n-best is the k-best combination of per-slot alternatives; hotwords bias logits before softmax.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .hotwords import compile_hotwords, match_hotwords
+from .itn import itn
+from .model import PinyinLM
+from .slots import LMInputError, Slot, to_slots
+from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
+N_ALT = 5  # alternatives kept per character
+OVERLAP = 16  # context slots on each side of a window
+
+
+@dataclass
+class CharResult:
+    hanzi: str
+    pinyin: str  # the slot's best syllable
+    confidence: float
+    alternatives: list[tuple[str, float]]  # (hanzi, probability), best first, includes the choice
+    punct: str = ""  # punctuation the model puts after this hanzi
+
+    def __iter__(self):  # (hanzi, pinyin, confidence, alternatives) unpacking
+        return iter((self.hanzi, self.pinyin, self.confidence, self.alternatives))
+
+
+@dataclass
+class Conversion:
+    text: str  # hanzi + punctuation, numbers as digits (ITN)
+    chars: list[CharResult]  # one per input slot
+    nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, log-probability), best first
+    raw_text: str = ""  # before ITN
+    stable: int = 0  # streaming: how many leading chars are fixed (will not be revised)
+
+
+class LanguageModel:
+    def __init__(self, model: PinyinLM, chars: list[str], device=None, bf16: bool = False):
+        self.model = model.eval()
+        self.chars = chars
+        self.char_id = {c: i for i, c in enumerate(chars)}
+        self.device = device or torch.device("cpu")
+        self.bf16 = bf16
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device=None) -> "LanguageModel":
+        """A shipped model (`models/lm/lm.pt` when `path` is None) or a training checkpoint."""
+        from asr_pinyin.device import get_device
+
+        path = Path(path) if path else DEFAULT_PATH
+        if not path.exists():
+            raise FileNotFoundError(f"language model not found: {path} (train one with `asr-pinyin train-lm`)")
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        model = PinyinLM(ModelConfig(**ck["model_cfg"]), len(ck["chars"]), ck["prior"])
+        model.load_state_dict({k: v.float() for k, v in ck["state"].items()})
+        device = device or get_device()
+        return cls(model.to(device), ck["chars"], device)
+
+    # ---- tensors -------------------------------------------------------------------------
+    def _tensors(self, batch: list[list[Slot]]):
+        B, T = len(batch), max(len(s) for s in batch)
+        K = max(len(slot) for slots in batch for slot in slots)
+        tonal = torch.full((B, T, K), PAD_T, dtype=torch.long)
+        base = torch.full((B, T, K), PAD_B, dtype=torch.long)
+        prob = torch.zeros(B, T, K)
+        for b, slots in enumerate(batch):
+            for t, slot in enumerate(slots):
+                for k, (s, p) in enumerate(slot):
+                    tonal[b, t, k] = TONAL_ID.get(s, NOTONE)
+                    base[b, t, k] = BASE_ID[s.rstrip("12345")]
+                    prob[b, t, k] = p
+        return tonal.to(self.device), base.to(self.device), prob.to(self.device)
+
+    @torch.no_grad()
+    def _scores(self, batch: list[list[Slot]]):
+        """Hanzi logits [T,V] (network + log prior) and punct log-probs [T,P] per input."""
+        L = self.model.cfg.max_len
+        pieces, where = [], []  # windows of long inputs, and how to stitch them back
+        for i, slots in enumerate(batch):
+            if len(slots) <= L:
+                pieces.append(slots)
+                where.append((i, 0, 0, len(slots)))
+                continue
+            step = L - 2 * OVERLAP
+            for start in range(0, len(slots), step):
+                end = min(len(slots), start + L)
+                lo = 0 if start == 0 else OVERLAP
+                hi = end - start if end == len(slots) else min(end - start, OVERLAP + step)
+                pieces.append(slots[start:end])
+                where.append((i, start, lo, hi))
+                if end == len(slots):
+                    break
+        out = [[None, None, None] for _ in batch]
+        parts: list[list] = [[] for _ in batch]
+        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
+        for g in range(0, len(order), 64):
+            idx = order[g:g + 64]
+            tonal, base, prob = self._tensors([pieces[j] for j in idx])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits, punct = self.model.encode(tonal, base, prob)
+            logits = logits.float() + self.model.prior(tonal, base, prob)
+            punct = punct.float().log_softmax(-1)
+            for r, j in enumerate(idx):
+                i, start, lo, hi = where[j]
+                parts[i].append((start + lo, logits[r, lo:hi], punct[r, lo:hi]))
+        for i, ps in enumerate(parts):
+            ps.sort(key=lambda x: x[0])
+            out[i] = [torch.cat([p[k] for p in ps]) for k in (1, 2)]
+        return out
+
+    # ---- conversion ----------------------------------------------------------------------
+    def convert(self, inp, hotwords=None, nbest: int = 1, toneless: bool = False, itn_numbers: bool = True,
+                punctuation: bool = True) -> Conversion:
+        """Pinyin text, a syllable list or acoustic slots -> `Conversion` (see module doc)."""
+        return self.convert_batch([inp], hotwords, nbest, toneless, itn_numbers, punctuation)[0]
+
+    def convert_batch(self, inputs: list, hotwords=None, nbest: int = 1, toneless: bool = False,
+                      itn_numbers: bool = True, punctuation: bool = True) -> list[Conversion]:
+        if not isinstance(nbest, int) or not 1 <= nbest <= 100:
+            raise LMInputError(f"nbest must be an integer from 1 to 100, not {nbest!r}")
+        if not isinstance(inputs, (list, tuple)) or not inputs:
+            raise LMInputError("convert_batch takes a non-empty list of inputs")
+        hws = compile_hotwords(hotwords)
+        return self.convert_slots([to_slots(x, toneless) for x in inputs], hws, nbest, itn_numbers, punctuation)
+
+    def convert_slots(self, batch: list[list[Slot]], hws=(), nbest: int = 1, itn_numbers: bool = True,
+                      punctuation: bool = True) -> list[Conversion]:
+        """Already normalised slots (`slots.to_slots`) and compiled hotwords -> conversions."""
+        return [self._finish(slots, *scores, hws, nbest, itn_numbers, punctuation)
+                for slots, scores in zip(batch, self._scores(batch))]
+
+    def _finish(self, slots, logits, punct, hws, nbest, itn_numbers, punctuation) -> Conversion:
+        forced: dict[int, tuple[str, int, str]] = {}  # slot -> (hanzi, phrase start, phrase)
+        for start, h in match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]):
+            for j, ch in enumerate(h.text):
+                cid = self.char_id.get(ch)
+                if cid is None:
+                    forced[start + j] = (ch, start, h.text)
+                else:
+                    # a hotword hanzi is allowed even where the reading table lacks its reading
+                    logits[start + j, cid] = logits[start + j, cid].clamp(min=-10.0) + h.weight
+        logp = logits.log_softmax(-1)
+        top_lp, top_id = logp.topk(min(N_ALT, logp.shape[-1]), dim=-1)
+        top_lp, top_id = top_lp.tolist(), top_id.tolist()
+        pbest = punct.argmax(-1).tolist()
+        chars = []
+        for t, slot in enumerate(slots):
+            alts = [(self.chars[c], math.exp(lp)) for c, lp in zip(top_id[t], top_lp[t]) if lp > -math.inf]
+            chars.append(CharResult(alts[0][0], slot[0][0], alts[0][1], alts,
+                                    PUNCT[pbest[t]] if punctuation else ""))
+        for t, (ch, start, phrase) in forced.items():
+            # an out-of-vocabulary hanzi is written when the phrase's other hanzi won
+            if all(chars[start + j].hanzi == c for j, c in enumerate(phrase) if start + j not in forced):
+                chars[t].hanzi, chars[t].confidence = ch, 1.0
+                chars[t].alternatives = [(ch, 1.0)] + chars[t].alternatives[:N_ALT - 1]
+        raw = "".join(c.hanzi + c.punct for c in chars)
+        conv = Conversion(itn(raw) if itn_numbers else raw, chars, [], raw)
+        conv.nbest = [(itn(s) if itn_numbers else s, lp) for s, lp in self._nbest(chars, nbest)]
+        return conv
+
+    @staticmethod
+    def _nbest(chars: list[CharResult], k: int) -> list[tuple[str, float]]:
+        """k best strings from per-slot alternatives (exact, by lazy best-first expansion).
+
+        Only the k slots whose runner-up is closest can differ in the k best strings, so the
+        search runs over those alone and stays cheap for long inputs.
+        """
+        lps = [[math.log(max(p, 1e-30)) for _, p in c.alternatives] for c in chars]
+        best = sum(r[0] for r in lps)
+        gaps = sorted((r[0] - r[1], t) for t, r in enumerate(lps) if len(r) > 1)
+        pos = sorted(t for _, t in gaps[:k - 1]) if k > 1 else []
+        start = (0,) * len(pos)
+        heap, seen, out = [(-best, start)], {start}, []
+        while heap and len(out) < k:
+            neg, idx = heapq.heappop(heap)
+            pick = dict(zip(pos, idx))
+            out.append(("".join(c.alternatives[pick.get(t, 0)][0] + c.punct for t, c in enumerate(chars)), -neg))
+            for j, i in enumerate(idx):
+                t = pos[j]
+                if i + 1 < len(lps[t]):
+                    nxt = idx[:j] + (i + 1,) + idx[j + 1:]
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        heapq.heappush(heap, (neg + lps[t][i] - lps[t][i + 1], nxt))
+        return out
+
+    def create_stream(self, hotwords=None, **kw):
+        from .stream import LMStream
+
+        return LMStream(self, hotwords=hotwords, **kw)

