@@ -7,9 +7,6 @@ the same samples, and `--server` must write byte-identical outputs to the local 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +14,11 @@ import pytest
 import soundfile as sf
 
 from asr_pinyin.clients.formats import to_srt, to_text, to_vtt
-from tests.clients_fixtures import speech_like, write_tiny_models
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from tests.clients_fixtures import model_files, speech_like
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.getbasetemp() / "client-models")
+    return model_files(tmp_path_factory.getbasetemp() / "client-models")
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +40,22 @@ def inputs(tmp_path_factory):
     return d, x
 
 
-def run_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "asr_pinyin.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "TQDM_DISABLE": "1"})
+class Run:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """The real `asr-pinyin` entry point, in this process (no second torch import per call)."""
+    from asr_pinyin.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+    return run
 
 
 def test_formats_cues():
@@ -61,7 +68,7 @@ def test_formats_cues():
     assert to_vtt(segs).startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.250\n你好。\n")
 
 
-def test_transcribe_folder_all_formats(models, inputs, tmp_path):
+def test_transcribe_folder_all_formats(models, inputs, tmp_path, run_cli):
     from asr_pinyin.recognizer import Recognizer, StreamOptions
 
     d, x = inputs
@@ -93,7 +100,7 @@ def test_transcribe_folder_all_formats(models, inputs, tmp_path):
     assert json.loads((out / "sub" / "b.json").read_text())["segments"]
 
 
-def test_transcribe_next_to_input_and_errors(models, inputs, tmp_path):
+def test_transcribe_next_to_input_and_errors(models, inputs, tmp_path, run_cli):
     d, x = inputs
     am, lm = models
     f = tmp_path / "one.wav"

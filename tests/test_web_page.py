@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.clients_fixtures import speech_like, write_tiny_models
+from tests.clients_fixtures import model_files, speech_like
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -33,7 +33,7 @@ def server(tmp_path_factory):
 
     # batches of one, so offline decoding rounds exactly as the server did (untrained models
     # have near-tie logits that padding in a batch can flip)
-    am, lm = write_tiny_models(tmp_path_factory.getbasetemp() / "client-models")
+    am, lm = model_files(tmp_path_factory.getbasetemp() / "client-models")
     rec = Recognizer.load(am, lm, RecognizerOptions(am_batch=1, lm_batch=1))
     with ServerThread(rec, ServerConfig(port=0)) as st:
         http = f"http://127.0.0.1:{st.server.port}"
