@@ -33,6 +33,7 @@ def build_noisy(out: Path, seed: int, src: str = "test", dst: str = "test_noisy"
     todo = [r for uid, r in sorted(clean.items()) if f"{uid}-noisy" not in done]
     if not todo:
         return 0
+    torch.set_num_threads(1)  # same float results whatever the machine (and --jobs)
     aug = Augmenter(AugmentConfig(**NOISY_CONFIG))
     made = 0
     for r in tqdm(todo, desc=dst, unit="utt"):
