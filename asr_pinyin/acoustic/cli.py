@@ -21,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
     p.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--int8", action="store_true", help="dynamic int8 linear layers (faster on CPU)")
     p.set_defaults(func=run_eval)
 
     p = sub.add_parser("transcribe-am", help="audio file -> syllables with times and alternatives (JSON)")
@@ -41,12 +42,13 @@ def _fail(msg: str) -> int:
 def run_train(args) -> int:
     from .config import ConfigError, load_config
     from .dataset import ManifestError
+    from .model import ModelLoadError
     from .train import Trainer
 
     try:
         cfg = load_config(args.config, args.set)
         out = Trainer(cfg).run()
-    except (ConfigError, ManifestError) as e:
+    except (ConfigError, ManifestError, ModelLoadError) as e:
         return _fail(str(e))
     print(f"run directory: {out}", file=sys.stderr)
     return 0
@@ -61,7 +63,7 @@ def run_eval(args) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, int8=args.int8)
         utts, skipped = read_manifest(args.manifest)
     except (ModelLoadError, ManifestError) as e:
         return _fail(str(e))

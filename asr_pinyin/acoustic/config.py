@@ -81,6 +81,7 @@ class TrainConfig:
     threads: int = 2
     seed: int = 1234
     time_limit_s: float = 0.0        # >0: stop (after a checkpoint) once this much wall time is spent
+    init_from: str = ""              # fine-tuning: start from this checkpoint's weights and CMVN
 
 
 @dataclass

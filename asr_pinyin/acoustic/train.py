@@ -8,6 +8,7 @@ position in the epoch), `step_*.pt` weight snapshots (the last few are averaged 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,10 +23,10 @@ import torch.nn.functional as F
 
 from asr_pinyin.device import get_device
 
-from .config import Config
+from .config import Config, ConfigError
 from .dataset import TrainSet, dynamic_batches, read_manifest, spec_augment
 from .frontend import accumulate_stats
-from .model import AcousticModel, count_params, save_model
+from .model import AcousticModel, count_params, load_model, save_model
 
 
 def lr_at(step: int, cfg) -> float:
@@ -92,6 +93,11 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         if (self.out / "last.pt").is_file():
             self.resume(self.out / "last.pt")
+        elif tc.init_from:                     # fine-tuning keeps the pretrained CMVN
+            init = load_model(tc.init_from)
+            if dataclasses.asdict(init.cfg) != dataclasses.asdict(cfg.model):
+                raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
+            self.model.load_state_dict(init.state_dict())
         else:
             estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
         self.model.to(self.device)
@@ -208,7 +214,7 @@ class Trainer:
                     t_log, losses = now, []
                 if self.step % tc.save_every == 0:
                     self.save()
-                if tc.eval_every and self.step % tc.eval_every == 0:
+                if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.max_steps:
                     self.validate()
                 timed_out = bool(tc.time_limit_s) and time.time() - t_start > tc.time_limit_s
                 self.stop = self.agree(self.stop or timed_out)
