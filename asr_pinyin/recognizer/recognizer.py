@@ -15,6 +15,7 @@ final. Offline transcription (`transcribe`) is the same path fed as fast as the 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from collections import deque
@@ -53,6 +54,7 @@ class RecognizerOptions:
     lm_batch: int = 64
     lm_wait_ms: float = 4.0
     threads: int | None = None  # torch threads for each stage worker (None: leave as is)
+    gil_switch_ms: float | None = 0.2  # lower Python's GIL switch interval to this (None: leave)
 
 
 @dataclass
@@ -108,6 +110,11 @@ class Recognizer:
     def __init__(self, am: AcousticStage, lm: LanguageStage, options: RecognizerOptions | None = None):
         self.am, self.lm = am, lm
         self.options = o = options or RecognizerOptions()
+        if o.gil_switch_ms:
+            # The stage workers run hundreds of short torch ops per batch, each releasing and
+            # retaking the GIL; with Python's default 5 ms switch interval a busy event loop makes
+            # every retake wait up to 5 ms (a convoy: batches took 10x their CPU time). Process-wide.
+            sys.setswitchinterval(min(sys.getswitchinterval(), o.gil_switch_ms / 1000))
         self.am_worker = StageWorker("acoustic", am.step_batch, o.am_batch, o.am_wait_ms, o.threads)
         self.lm_worker = StageWorker("language", self._lm_batch, o.lm_batch, o.lm_wait_ms, o.threads)
         self._ids = itertools.count(1)
