@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .config import load_config
 from .dataset import TrainSet, dynamic_batches, load_wave, read_manifest
 from .evaluate import transcribe_full, transcribe_stream
-from .model import AcousticModel, count_params, save_model
+from .model import AcousticModel, count_params, load_model, save_model
 
 
 def timed(fn):
@@ -74,6 +74,10 @@ def main(argv=None) -> int:
         res[f"rtf_stream{chunk}_cpu"], res[f"rtf_stream{chunk}_wall"] = round(c / sec, 4), round(w / sec, 4)
     c, w = timed(lambda: transcribe_full(model, [wave]))
     res["rtf_full_cpu"], res["rtf_full_wall"] = round(c / sec, 4), round(w / sec, 4)
+    q = load_model("/tmp/.am_bench.pt", int8=True)
+    for chunk in (320, 640):
+        c, w = timed(lambda: transcribe_stream(q, wave, chunk))
+        res[f"rtf_stream{chunk}_int8_cpu"] = round(c / sec, 4)
     print(json.dumps(res))
     return 0
 

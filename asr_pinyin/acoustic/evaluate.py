@@ -40,7 +40,9 @@ def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     if x.shape[1] == 0:
         return [[] for _ in waves]
-    lp, n = model(x, lengths)
+    dev = model.cmvn.mean.device
+    lp, n = model(x.to(dev), lengths.to(dev))
+    lp, n = lp.cpu(), n.cpu()
     return [decode(lp[i, : n[i]], method, model.frame_shift, k) for i in range(len(waves))]
 
 
@@ -80,9 +82,17 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
     lm = load_text_decoder() if texts else None
     errs = errs_tl = n_ref = char_errs = n_chars = 0
     seconds = compute = 0.0
+    unreadable = 0
     for b in range(0, len(utts), batch):
-        group = utts[b:b + batch]
-        waves = [load_wave(u.audio) for u in group]
+        group, waves = [], []
+        for u in utts[b:b + batch]:
+            try:
+                waves.append(load_wave(u.audio))
+                group.append(u)
+            except Exception:             # missing or corrupt file: counted, not fatal
+                unreadable += 1
+        if not group:
+            continue
         t0 = time.perf_counter()
         if mode == "full":
             hyps = transcribe_full(model, waves, method)
@@ -106,7 +116,8 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
         "syllable_error_rate_toneless": round(errs_tl / max(n_ref, 1), 4),
         "cer": round(char_errs / n_chars, 4) if n_chars else None,
         "rtf": round(compute / max(seconds, 1e-9), 4),
-        "utterances": len(utts),
+        "utterances": len(utts) - unreadable,
+        "unreadable": unreadable,
         "audio_seconds": round(seconds, 2),
         "mode": mode,
         "chunk_ms": chunk_ms if mode == "streaming" else None,

@@ -191,7 +191,7 @@ class AcousticModel(nn.Module):
         The window holds (C-1)*stride + context frames for C output frames (fewer at the end);
         the caller advances by C*stride frames. `keep` = left-context frames cached (<0: all).
         """
-        x = self.subsample(self.cmvn(feats).unsqueeze(0))
+        x = self.subsample(self.cmvn(feats.to(self.cmvn.mean.device)).unsqueeze(0))
         t = x.shape[1]
         if t == 0:
             return x.new_zeros(0, self.cfg.vocab_size)

@@ -59,7 +59,7 @@ class AcousticStream:
         return out
 
     def _run(self, window: torch.Tensor) -> list[Syllable]:
-        lp = self.model.forward_chunk(window, self.state, self.keep)
+        lp = self.model.forward_chunk(window, self.state, self.keep).cpu()
         out = []
         best, arg = lp.max(-1)
         for t, (p, u) in enumerate(zip(best.tolist(), arg.tolist())):
