@@ -7,7 +7,7 @@ from asr_pinyin.cli import main
 from asr_pinyin.corpus.build import build, general_split
 from asr_pinyin.corpus.sources import MAN_ROOT
 from asr_pinyin.pinyin import in_inventory
-from asr_pinyin.text import count_hanzi, is_clean
+from asr_pinyin.text import count_hanzi, is_clean, make_example
 
 HAVE_MAN = MAN_ROOT.is_dir()
 SOURCES = ("inews", "pd1998", "reviews", "idioms") + (("it",) if HAVE_MAN else ())
@@ -37,6 +37,7 @@ def test_files_and_records(tiny):
             assert len(syl) == count_hanzi(r["text"]) and 4 <= len(syl) <= 60
             assert is_clean(r["text"]) and r["text"][-1] in "。？！；"
             assert all(in_inventory(s) for s in syl)
+            assert make_example(r["text"]) == {"text": r["text"], "pinyin": r["pinyin"]}  # stable
     assert len(ids) > 1000
     assert not list(out.glob(".tmp-build-*"))                 # temp dir moved away
     saved = json.loads((out / "stats.json").read_text("utf-8"))
