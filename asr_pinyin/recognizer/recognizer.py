@@ -373,11 +373,13 @@ class Stream:
             self._am_busy = True
             self._pending += 1
             job = AmJob(item.seg.state, item.samples, item.last, self.options.voice)
-            self.rec.am_worker.submit(job, lambda hyp, err, item=item: self._am_done(item, hyp, err))
+            self.rec.am_worker.submit(job, lambda hyp, err, item=item: self._am_done(item, hyp, err),
+                                      0 if item.last else 1)
 
     def _submit_lm(self, item: _LmItem) -> None:
         self._pending += 1
-        self.rec.lm_worker.submit(item, lambda out, err, item=item: self._lm_done(item, out, err))
+        self.rec.lm_worker.submit(item, lambda out, err, item=item: self._lm_done(item, out, err),
+                                  1 if item.kind == "partial" else 0)
 
     def _lm_job(self, seg: _Segment, final: bool) -> LmJob:
         return LmJob(list(seg.hyp), final, self.hotwords, self.options.nbest if final else 1,

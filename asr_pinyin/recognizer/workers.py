@@ -5,10 +5,12 @@ callback; the worker takes the first waiting job, keeps collecting for at most `
 until `max_batch` jobs, runs the stage's batch function once, and hands each result to its job's
 callback (in the worker thread). With many streams the batches fill up and the per-stream cost
 falls; with one stream the wait is the only price. A batch that raises is retried job by job, so
-one bad stream fails alone and the others carry on.
+one bad stream fails alone and the others carry on. Jobs carry a priority (0 first): the end of
+a segment goes ahead of routine partial work, so finals stay fast when the workers are busy.
 """
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -39,7 +41,8 @@ class StageWorker:
         self.max_batch = max(1, int(max_batch))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.threads = threads
-        self._q: queue.Queue[Job | None] = queue.Queue()
+        self._q: queue.PriorityQueue = queue.PriorityQueue()   # (priority, seq, Job | None)
+        self._seq = itertools.count()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=f"asr-{name}", daemon=True)
         self.batches = 0
@@ -50,10 +53,11 @@ class StageWorker:
         self.queue_wait_ms = Histogram((1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
         self._thread.start()
 
-    def submit(self, payload: Any, callback: Callable[[Any, BaseException | None], None]) -> None:
+    def submit(self, payload: Any, callback: Callable[[Any, BaseException | None], None],
+               priority: int = 1) -> None:
         if self._stopped:
             raise StageStopped(f"{self.name} stage is shut down")
-        self._q.put(Job(payload, callback))
+        self._q.put((priority, next(self._seq), Job(payload, callback)))
 
     @property
     def depth(self) -> int:
@@ -63,7 +67,7 @@ class StageWorker:
         """Finish the queued work, then end the thread."""
         if not self._stopped:
             self._stopped = True
-            self._q.put(None)
+            self._q.put((99, next(self._seq), None))  # after all queued work
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -72,15 +76,15 @@ class StageWorker:
             torch.set_num_threads(self.threads)
         stop = False
         while not stop:
-            first = self._q.get()
+            first = self._q.get()[2]
             if first is None:
                 break
             batch = [first]
             deadline = time.monotonic() + self.max_wait
             while len(batch) < self.max_batch:
                 try:
-                    job = self._q.get(timeout=max(0.0, deadline - time.monotonic())) \
-                        if self.max_wait else self._q.get_nowait()
+                    job = (self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                           if self.max_wait else self._q.get_nowait())[2]
                 except queue.Empty:
                     break
                 if job is None:
@@ -92,7 +96,7 @@ class StageWorker:
         rest = []
         while True:
             try:
-                job = self._q.get_nowait()
+                job = self._q.get_nowait()[2]
             except queue.Empty:
                 break
             if job is not None:
