@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--int8", action="store_true", help="dynamic int8 linear layers (faster on CPU)")
+    p.add_argument("--lm", default=None, help="language model for `cer` (default models/lm/lm.pt)")
+    p.add_argument("--no-lm", action="store_true", help="skip the language stage (cer: null)")
     p.set_defaults(func=run_eval)
 
     p = sub.add_parser("transcribe-am", help="audio file -> syllables with times and alternatives (JSON)")
@@ -71,6 +73,8 @@ def run_eval(args) -> int:
         utts = utts[: args.limit]
     texts = {}
     with open(args.manifest, encoding="utf-8") as f:
+        if args.no_lm:
+            f = []
         for line in f:
             try:
                 d = json.loads(line)
@@ -78,7 +82,8 @@ def run_eval(args) -> int:
             except (json.JSONDecodeError, AttributeError):
                 pass
     try:
-        res = evaluate(model, utts, args.mode, args.chunk_ms, args.left_ms, args.decoding, texts=texts)
+        res = evaluate(model, utts, args.mode, args.chunk_ms, args.left_ms, args.decoding, texts=texts,
+                       lm_path=args.lm)
     except Exception as e:                # an unreadable audio file names itself in the message
         return _fail(str(e))
     res["skipped"] = {k: v for k, v in skipped.items() if v}

@@ -61,25 +61,35 @@ def transcribe_stream(model: AcousticModel, wave, chunk_ms: int = 640, left_ms: 
     return [out[i] for i in sorted(out)]
 
 
-def load_text_decoder():
-    """The language stage, if installed with a model: `decoder.decode_slots(slots) -> str`.
+def load_text_decoder(path=None):
+    """The language stage as `slots -> text`, or None when it or its model is missing (cer: null).
 
-    `slots` is what the acoustic stage hands over: one list per syllable of (syllable, prob).
-    Returns None when `asr_pinyin.lm` or its model is not there (then `cer` is null).
+    `slots` is what the acoustic stage hands over: one list per syllable of (syllable, prob);
+    `asr_pinyin.lm.LanguageModel.convert` takes exactly that.
     """
     try:
-        from asr_pinyin import lm
-        return lm.load_decoder()
+        from asr_pinyin.lm import LanguageModel
+        lm = LanguageModel.load(path)
     except Exception:
         return None
 
+    def decode_slots(slots) -> str:
+        if not slots:
+            return ""
+        try:
+            return lm.convert([list(map(tuple, s)) for s in slots]).text
+        except ValueError:                # input the LM refuses counts as an empty hypothesis
+            return ""
+    return decode_slots
+
 
 def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms: int = 640,
-             left_ms: int = 5120, method: str = "greedy", batch: int = 8, texts: dict | None = None) -> dict:
+             left_ms: int = 5120, method: str = "greedy", batch: int = 8, texts: dict | None = None,
+             lm_path=None) -> dict:
     if mode not in ("full", "streaming"):
         raise ValueError(f"mode must be full or streaming, not {mode!r}")
     model.eval()
-    lm = load_text_decoder() if texts else None
+    lm = load_text_decoder(lm_path) if texts else None
     errs = errs_tl = n_ref = char_errs = n_chars = 0
     seconds = compute = 0.0
     unreadable = 0
@@ -108,7 +118,7 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
             n_ref += len(ref)
             if lm is not None and texts.get(u.id):
                 ref_chars = [c for c in texts[u.id] if c not in PUNCT]
-                hyp_text = lm.decode_slots([s.alternatives for s in hyp])
+                hyp_text = lm([s.alternatives for s in hyp])
                 char_errs += edit_distance(ref_chars, [c for c in hyp_text if c not in PUNCT])
                 n_chars += len(ref_chars)
     return {

@@ -52,7 +52,7 @@ def rope_angles(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.T
     """cos/sin tables for rotary position embedding at positions `pos` (computed once per forward)."""
     half = head_dim // 2
     freq = 10000.0 ** (-torch.arange(half, device=pos.device, dtype=torch.float64) / half)
-    ang = pos.to(torch.float64)[:, None] * freq[None]      # float64: exact even hours into a stream
+    ang = pos.to(torch.float64)[..., None] * freq            # float64: exact even hours into a stream
     return ang.cos().float(), ang.sin().float()
 
 
