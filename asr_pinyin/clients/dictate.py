@@ -83,8 +83,8 @@ def _width(text: str) -> int:
 class Display:
     """Partial text redrawn in place on a terminal; finals committed line by line."""
 
-    def __init__(self, out=sys.stdout, tty: bool | None = None, times: bool = True):
-        self.out = out
+    def __init__(self, out=None, tty: bool | None = None, times: bool = True):
+        self.out = out = out or sys.stdout
         self.tty = out.isatty() if tty is None else tty
         self.times = times
         self.shown = False
@@ -213,7 +213,8 @@ def dictate(args) -> int:
     display.status(f"listening on {device['name']!r} at {sr} Hz"
                    + (f" for {args.seconds:g} s" if args.seconds else "; Ctrl-C to stop"))
     stop_at = time.monotonic() + args.seconds if args.seconds else None
-    with mic:
+    mic.start()
+    try:
         if args.server:
             try:
                 client = WsClient(args.server, sample_rate=sr, hotwords=args.hotword, endpoint=endpoint,
@@ -227,5 +228,8 @@ def dictate(args) -> int:
                           display, stop_at)
             finally:
                 rec.close()
+    finally:
+        mic.abort()   # not stop(): stop() waits for buffers a stalled source may never fill
+        mic.close()
     display.status(f"{len(display.finals)} segment(s) dictated")
     return 0
