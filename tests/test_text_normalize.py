@@ -35,6 +35,7 @@ from asr_pinyin.text import normalize_text, split_sentences, speakable_clauses, 
     # 2 before a classifier is 两
     ("2个人", "两个人"),
     ("第2名", "第二名"),
+    ("分成 2 个窗口", "分成两个窗口"),
     ("第22名", "第二十二名"),
     # units
     ("5km", "五公里"),

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..pinyin import TONAL, TONELESS, in_inventory
-from ..text import (MAX_HANZI, count_hanzi, hanzi_to_pinyin, is_hanzi, label_sentence,
-                    normalize_text, speakable_clauses, split_sentences)
+from ..text import (MAX_HANZI, count_hanzi, hanzi_to_pinyin, in_gb2312, is_hanzi,
+                    label_sentence, normalize_text, speakable_clauses, split_sentences)
 from .sources import GENERAL, iter_source, page_of
 
 DEV_PERMILLE = 15          # 1.5 % dev, 1.5 % test
@@ -89,16 +89,8 @@ def process_doc(raw: str) -> tuple[list[tuple[str, str]], Counter, Counter]:
                 if why == "oov_syllable":
                     detail.update(f"syl:{s}" for s in hanzi_to_pinyin(chunk) if not in_inventory(s))
                 elif why == "rare_hanzi":
-                    detail.update(f"char:{c}" for c in chunk if is_hanzi(c) and not _gb(c))
+                    detail.update(f"char:{c}" for c in chunk if is_hanzi(c) and not in_gb2312(c))
     return good, reasons, detail
-
-
-def _gb(c: str) -> bool:
-    try:
-        c.encode("gb2312")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _work(item):

@@ -60,7 +60,8 @@ def hanzi_to_pinyin(text: str) -> list[str]:
     return out
 
 
-def _is_gb2312(ch: str) -> bool:
+def in_gb2312(ch: str) -> bool:
+    """The 6,763 GB2312 hanzi bound the LM's vocabulary; rarer ones drop the sentence."""
     try:
         ch.encode("gb2312")
         return True
@@ -85,7 +86,7 @@ def label_sentence(text: str, *, normalize: bool = True,
         return None, "too_short"
     if n > max_hanzi:
         return None, "too_long"
-    if not all(_is_gb2312(c) for c in s if is_hanzi(c)):
+    if not all(in_gb2312(c) for c in s if is_hanzi(c)):
         return None, "rare_hanzi"
     try:
         syls = hanzi_to_pinyin(s)

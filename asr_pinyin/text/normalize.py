@@ -52,10 +52,11 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*([%‰])")
 _FRACTION = re.compile(r"(?<![\d/.])(\d+)\s*/\s*(\d+)(?![\d/.])")
 _PHONE = re.compile(r"(?<![\d.])(?:\+?\d{2,4}[- ])?\d{3,4}-\d{6,8}(?![\d.])|(?<![\d.])1[3-9]\d{9}(?![\d.])")
 _RANGE = re.compile(r"(?<=[\d年月日号点分%])\s*[-~～—–]+\s*(?=\d)")
+_RANGE_HANZI = re.compile(r"(?<=[零一二三四五六七八九十百千万亿两])\s*[-~～—–]\s*(?=\d)")  # 百分之五-10%
+_NEGATIVE = re.compile(r"(?<![\dA-Za-z\-])-(?=\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNITS = [(re.compile(r"(?<=\d)\s*" + k + r"(?![A-Za-z])"), v) for k, v in
-          [("km", "公里"), ("kg", "公斤"), ("cm", "厘米"), ("mm", "毫米"), ("m2", "平方米"),
-           ]]
+          [("km", "公里"), ("kg", "公斤"), ("cm", "厘米"), ("mm", "毫米"), ("m2", "平方米")]]
 _DEGREES = re.compile(r"(?<=\d)\s*°\s*(C(?![A-Za-z]))?")
 
 
@@ -85,7 +86,7 @@ def _time(m: re.Match) -> str:
 
 def _number(m: re.Match) -> str:
     s = m.group(0)
-    nxt = m.string[m.end():m.end() + 1]
+    nxt = m.string[m.end():m.end() + 2].lstrip()[:1]
     prev = m.string[m.start() - 1:m.start()]
     if s == "2" and nxt and nxt in _CLASSIFIERS and prev != "第":
         return "两"
@@ -109,11 +110,6 @@ def _numbers(s: str) -> str:
     s = _NEGATIVE.sub("负", s)
     return _NUMBER.sub(_number, s)
 
-
-# a range whose left side has already been read out ("百分之五-10%" is rare; "5-10" is handled
-# above); kept separate so the digit rules stay simple
-_NEGATIVE = re.compile(r"(?<![\dA-Za-z\-])-(?=\d)")
-_RANGE_HANZI = re.compile(r"(?<=[零一二三四五六七八九十百千万亿两])\s*[-~～—–]\s*(?=\d)")
 
 
 def _drop_symbols(s: str) -> str:
