@@ -183,3 +183,18 @@ def test_export_and_cli(tiny, tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["sentences"] == 20 and {"char_accuracy", "sentence_accuracy", "sentences_per_second"} <= set(res)
     assert main(["eval-lm", "--model", str(out), "--data", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_bigram_fusion(tiny, tmp_path):
+    """A bigram counted from the training text, stored in the model file, improves the tiny model."""
+    from asr_pinyin.lm.export import export
+
+    lm, rows, d = tiny
+    out = tmp_path / "lm_ng.pt"
+    export(d / "run" / "best.pt", out, ngram_from=str(d / "train.jsonl"), ngram_weight=0.8)
+    fused = LanguageModel.load(out)
+    assert fused.ngram is not None and fused.ngram_weight == 0.8
+    plain = evaluate(lm, rows[:60])["char_accuracy"]
+    assert evaluate(fused, rows[:60])["char_accuracy"] > plain
+    conv = fused.convert(rows[0]["pinyin"], nbest=4)
+    assert len(conv.nbest) == 4 and len({t for t, _ in conv.nbest}) == 4 and conv.nbest[0][0] == conv.text

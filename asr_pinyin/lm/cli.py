@@ -26,11 +26,14 @@ def register(sub) -> None:
     p.add_argument("--corrupt", type=float, default=0.0, help="fraction of slots given as confusable top-3")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--model", default=None)
+    p.add_argument("--ngram-weight", type=float, default=None, help="override the bigram weight (0: off)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export-lm", help="checkpoint -> small fp16 file for shipping")
     p.add_argument("checkpoint")
     p.add_argument("out", nargs="?", default="models/lm/lm.pt")
+    p.add_argument("--ngram-from", default=None, help="JSONL train split to count a hanzi bigram from")
+    p.add_argument("--ngram-weight", type=float, default=0.5)
     p.set_defaults(func=_export)
 
 
@@ -113,6 +116,10 @@ def _eval(args) -> int:
     try:
         rows = read_jsonl(args.data, args.limit)
         lm = _load(args.model)
+        if args.ngram_weight is not None:
+            lm.ngram_weight = args.ngram_weight
+            if args.ngram_weight == 0:
+                lm.ngram = None
         res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt)
     except (OSError, ValueError) as e:
         return _fail(str(e))
@@ -124,7 +131,7 @@ def _export(args) -> int:
     from .export import export
 
     try:
-        size = export(args.checkpoint, args.out)
+        size = export(args.checkpoint, args.out, args.ngram_from, args.ngram_weight)
     except (OSError, KeyError, ValueError) as e:
         return _fail(str(e))
     print(f"wrote {args.out} ({size / 1e6:.1f} MB)")

@@ -17,11 +17,13 @@ from .config import ModelConfig
 from .hotwords import compile_hotwords, match_hotwords
 from .itn import itn
 from .model import PinyinLM
+from .ngram import Bigram, beam_search
 from .slots import LMInputError, Slot, to_slots
 from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
+N_CAND = 10  # network candidates per slot searched with the bigram
 OVERLAP = 16  # context slots on each side of a window
 
 
@@ -47,16 +49,19 @@ class Conversion:
 
 
 class LanguageModel:
-    def __init__(self, model: PinyinLM, chars: list[str], device=None, bf16: bool = False):
+    def __init__(self, model: PinyinLM, chars: list[str], device=None, bf16: bool = False,
+                 ngram: Bigram | None = None, ngram_weight: float = 0.5):
         self.model = model.eval()
+        self.ngram, self.ngram_weight = ngram, ngram_weight
         self.chars = chars
         self.char_id = {c: i for i, c in enumerate(chars)}
         self.device = device or torch.device("cpu")
         self.bf16 = bf16
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device=None) -> "LanguageModel":
-        """A shipped model (`models/lm/lm.pt` when `path` is None) or a training checkpoint."""
+    def load(cls, path: str | Path | None = None, device=None, ngram: str | Path | None = None) -> "LanguageModel":
+        """A shipped model (`models/lm/lm.pt` when `path` is None) or a training checkpoint;
+        `ngram`: a file holding a bigram (from `export-lm`) to use instead of the one inside."""
         from asr_pinyin.device import get_device
 
         path = Path(path) if path else DEFAULT_PATH
@@ -66,7 +71,11 @@ class LanguageModel:
         model = PinyinLM(ModelConfig(**ck["model_cfg"]), len(ck["chars"]), ck["prior"])
         model.load_state_dict({k: v.float() for k, v in ck["state"].items()})
         device = device or get_device()
-        return cls(model.to(device), ck["chars"], device)
+        ng = ck.get("ngram")
+        if ngram:
+            ng = torch.load(ngram, map_location="cpu", weights_only=False)["ngram"]
+        return cls(model.to(device), ck["chars"], device, ngram=Bigram.from_state(ng) if ng else None,
+                   ngram_weight=float(ck.get("ngram_weight", 0.5)))
 
     # ---- tensors -------------------------------------------------------------------------
     def _tensors(self, batch: list[list[Slot]]):
@@ -152,14 +161,21 @@ class LanguageModel:
                     # a hotword hanzi is allowed even where the reading table lacks its reading
                     logits[start + j, cid] = logits[start + j, cid].clamp(min=-10.0) + h.weight
         logp = logits.log_softmax(-1)
-        top_lp, top_id = logp.topk(min(N_ALT, logp.shape[-1]), dim=-1)
-        top_lp, top_id = top_lp.tolist(), top_id.tolist()
+        top_lp, top_id = logp.topk(min(N_CAND, logp.shape[-1]), dim=-1)
+        top_lp, top_id = top_lp.numpy(), top_id.numpy()
         pbest = punct.argmax(-1).tolist()
+        if self.ngram is not None:
+            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, nbest=nbest)
+        else:  # per-slot best, n-best from combinations of per-slot alternatives
+            paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []
         for t, slot in enumerate(slots):
-            alts = [(self.chars[c], math.exp(lp)) for c, lp in zip(top_id[t], top_lp[t]) if lp > -math.inf]
-            chars.append(CharResult(alts[0][0], slot[0][0], alts[0][1], alts,
-                                    PUNCT[pbest[t]] if punctuation else ""))
+            pick = paths[0][0][t]
+            alts = [(self.chars[c], math.exp(lp)) for c, lp in zip(top_id[t, :N_ALT], top_lp[t, :N_ALT]) if lp > -math.inf]
+            hanzi, conf = self.chars[top_id[t, pick]], math.exp(top_lp[t, pick])
+            if pick >= N_ALT:
+                alts = alts[:N_ALT - 1] + [(hanzi, conf)]
+            chars.append(CharResult(hanzi, slot[0][0], conf, alts, PUNCT[pbest[t]] if punctuation else ""))
         for t, (ch, start, phrase) in forced.items():
             # an out-of-vocabulary hanzi is written when the phrase's other hanzi won
             if all(chars[start + j].hanzi == c for j, c in enumerate(phrase) if start + j not in forced):
@@ -167,7 +183,13 @@ class LanguageModel:
                 chars[t].alternatives = [(ch, 1.0)] + chars[t].alternatives[:N_ALT - 1]
         raw = "".join(c.hanzi + c.punct for c in chars)
         conv = Conversion(itn(raw) if itn_numbers else raw, chars, [], raw)
-        conv.nbest = [(itn(s) if itn_numbers else s, lp) for s, lp in self._nbest(chars, nbest)]
+        if self.ngram is not None:
+            texts = [("".join(self.chars[top_id[t, i]] + c.punct for t, (i, c) in enumerate(zip(path, chars))), sc)
+                     for path, sc in paths]
+            texts[0] = (raw, texts[0][1])  # hotword substitutions
+        else:
+            texts = self._nbest(chars, nbest)
+        conv.nbest = [(itn(s) if itn_numbers else s, lp) for s, lp in texts]
         return conv
 
     @staticmethod

@@ -7,11 +7,31 @@ from pathlib import Path
 import torch
 
 
-def export(checkpoint: str | Path, out: str | Path) -> int:
+def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = None,
+           ngram_weight: float = 0.5) -> int:
+    """fp16 weights + prior (+ a bigram counted from the JSONL text set `ngram_from`)."""
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     keep = {k: ck[k] for k in ("model_cfg", "chars", "prior")}
     keep["state"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state"].items()}
     keep["trained"] = {"step": ck.get("step"), "best_dev": ck.get("best"), "train_cfg": ck.get("train_cfg")}
+    if ngram_from:
+        keep["ngram"] = build_bigram(ngram_from, ck["chars"]).state()
+        keep["ngram_weight"] = ngram_weight
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(keep, out)
     return os.path.getsize(out)
+
+
+def build_bigram(path: str, chars: list[str]):
+    import numpy as np
+
+    from .data import read_jsonl, split_sentence
+    from .ngram import Bigram
+
+    cid = {c: i for i, c in enumerate(chars)}
+    sents = []
+    for r in read_jsonl(path):
+        s = split_sentence(r["text"], r["pinyin"])
+        if s:
+            sents.append(np.array([cid.get(c, 0) for c in s[0]], dtype=np.int64))
+    return Bigram.build(sents, len(chars))

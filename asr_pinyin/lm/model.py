@@ -50,10 +50,16 @@ class PinyinLM(nn.Module):
         row = torch.where(tonal < N_TONAL, tonal, N_TONAL + base.clamp(max=N_BASE - 1))
         row = torch.where(base == PAD_B, PAD_ROW, row)
         logp = prob.clamp(min=1e-9).log()
-        out = self.prior_table[row[..., 0]] + logp[..., :1]
+        out = self.prior_table[row[..., 0]]
+        multi = row[..., 1:] != PAD_ROW if row.shape[-1] > 1 else None
+        if multi is None or not multi.any():
+            return out
+        # only slots with alternatives need the mixture (most slots have one syllable)
+        sel = multi.any(-1).nonzero(as_tuple=True)
+        mix = out[sel] + logp[sel][:, :1]
         for k in range(1, row.shape[-1]):
-            if (row[..., k] != PAD_ROW).any():
-                out = torch.logaddexp(out, self.prior_table[row[..., k]] + logp[..., k:k + 1])
+            mix = torch.logaddexp(mix, self.prior_table[row[sel][:, k]] + logp[sel][:, k:k + 1])
+        out[sel] = mix
         return out
 
     def encode(self, tonal, base, prob):

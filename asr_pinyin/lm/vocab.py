@@ -21,7 +21,8 @@ BASE_ID = {s: i for i, s in enumerate(TONELESS)}
 
 
 def is_hanzi(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+    return ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
+            or "\U00020000" <= ch <= "\U0003134f")
 
 
 def gb2312_hanzi() -> list[str]:
