@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import soundfile as sf
 import websockets
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 FRAME_S = 0.1  # send 100 ms per binary frame, as a microphone would
 
@@ -60,7 +61,7 @@ async def run(path: str, url: str, speed: float, nbest: int) -> int:
             sender.cancel()
         try:
             await sender
-        except (asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
+        except (asyncio.CancelledError, ConnectionClosed):
             pass
         return 1 if failed else 0
 
@@ -74,7 +75,7 @@ def main() -> int:
     args = ap.parse_args()
     try:
         return asyncio.run(run(args.wav, args.url, args.speed, args.nbest))
-    except (OSError, sf.LibsndfileError, websockets.exceptions.WebSocketException) as e:
+    except (OSError, sf.LibsndfileError, WebSocketException) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
