@@ -26,6 +26,19 @@ def test_yi_bu_keep_citation_tones():
     assert hanzi_to_pinyin("不是一样") == ["bu4", "shi4", "yi1", "yang4"]
 
 
+@pytest.mark.parametrize("text, want", [
+    ("他认真地看书", "ta1 ren4 zhen1 de5 kan4 shu1"),          # adverbial 地
+    ("他们都长得很好看", "ta1 men5 dou1 zhang3 de5 hen3 hao3 kan4"),   # complement 得
+    ("演员演得好", "yan3 yuan2 yan3 de5 hao3"),
+    ("这块地很大", "zhe4 kuai4 di4 hen3 da4"),                 # the noun stays di4
+    ("各地的情况", "ge4 di4 de5 qing2 kuang4"),
+    ("他得到了奖励", "ta1 de2 dao4 le5 jiang3 li4"),            # the verb stays de2
+    ("克罗地亚的首都", "ke4 luo2 di4 ya4 de5 shou3 du1"),
+])
+def test_structural_particles(text, want):
+    assert " ".join(hanzi_to_pinyin(text)) == want
+
+
 def test_punctuation_gets_no_syllable():
     assert hanzi_to_pinyin("你好，世界！") == ["ni3", "hao3", "shi4", "jie4"]
     assert hanzi_to_pinyin("，。") == []
