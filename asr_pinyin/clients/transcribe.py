@@ -164,7 +164,8 @@ class Progress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=round(total_s, 1), unit="s", disable=None if enabled else True, dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}] {postfix}")
+                        bar_format="{percentage:3.0f}%|{bar:20}| {n:.0f}/{total:.0f} s audio "
+                        "[{elapsed}<{remaining}] {desc}")
         self.files, self.n_files, self.done_s = 0, n_files, 0.0
         self.t0 = time.monotonic()
         self.lock = threading.Lock()
@@ -182,8 +183,8 @@ class Progress:
 
     def _postfix(self) -> None:
         speed = self.done_s / max(1e-6, time.monotonic() - self.t0)
-        self.bar.set_postfix_str(f"files {self.files}/{self.n_files}, {self.done_s / 3600:.2f} h, "
-                                 f"{speed:.1f}x real time", refresh=False)
+        self.bar.set_description_str(f"files {self.files}/{self.n_files}, {self.done_s / 3600:.2f} h, "
+                                     f"{speed:.1f}x real time", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
