@@ -36,6 +36,7 @@ def test_files_and_records(tiny):
             syl = r["pinyin"].split()
             assert len(syl) == count_hanzi(r["text"]) and 4 <= len(syl) <= 60
             assert is_clean(r["text"]) and r["text"][-1] in "。？！；"
+            assert not syl[0].endswith("5")
             assert all(in_inventory(s) for s in syl)
             assert make_example(r["text"]) == {"text": r["text"], "pinyin": r["pinyin"]}  # stable
     assert len(ids) > 1000

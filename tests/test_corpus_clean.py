@@ -102,8 +102,34 @@ def test_real_man_pages_render():
     assert key.endswith(".gz") and text and "\\f" not in text and ".SH" not in text
 
 
+def test_fragments_starting_with_a_particle_are_dropped():
+    good, reasons, _ = process_doc("的保障政策，构建动态管理机制。的确，这是一个好办法。")
+    assert [t for t, _ in good] == ["的确，这是一个好办法。"]
+    assert reasons["fragment"] == 1
+
+
 def test_long_sentences_are_cut_at_clauses():
     s = "，".join(["这是一个很长的句子中的一个分句"] * 8) + "。"
     chunks = chunk_long(s, 60)
     assert len(chunks) > 1 and "".join(chunks) == s
     assert all(sum(1 for c in x if "\u4e00" <= c <= "\u9fff") <= 60 for x in chunks)
+
+
+MDOC = """.Sh 描述
+.Bl -tag -width Fl
+.It Ic chmod Ar mode file-name
+将远端系统上文件
+.Ar file-name
+的权限改为
+.Ar mode .
+.It Ic close
+终止与当前远端服务器的连接，回到命令解释模式。
+.El
+"""
+
+
+def test_mdoc_inline_macros_stay_inside_their_sentence():
+    text = roff_to_text(MDOC)
+    assert "将远端系统上文件file-name的权限改为mode ." in text
+    good, _, _ = process_doc(text)
+    assert [t for t, _ in good] == ["终止与当前远端服务器的连接，回到命令解释模式。"]

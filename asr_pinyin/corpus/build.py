@@ -8,7 +8,8 @@ Output (`out` = data/text by default):
 Rules, in order: source cleaning (sources.py) -> `normalize_text` -> `split_sentences` ->
 `speakable_clauses` (clauses with Latin letters or symbols are dropped, the clean rest kept) ->
 a sentence over MAX_HANZI is cut at clause marks into chunks -> `label_sentence` (4-60 hanzi,
-GB2312 hanzi, every syllable in the inventory) -> exact de-duplication (first occurrence wins,
+GB2312 hanzi, every syllable in the inventory) -> a sentence whose first syllable is neutral tone
+(starts with 的/了/着…) is a cut-off fragment and dropped -> exact de-duplication (first occurrence wins,
 in source order) -> split by a hash of the text: dev and test get 1.5 % each. Every step is
 deterministic, so the same sources always give the same files.
 """
@@ -82,6 +83,8 @@ def process_doc(raw: str) -> tuple[list[tuple[str, str]], Counter, Counter]:
         for piece in pieces:
             for chunk in chunk_long(piece):
                 ex, why = label_sentence(chunk, normalize=False)
+                if ex and ex["pinyin"].split(" ", 1)[0].endswith("5"):
+                    ex, why = None, "fragment"     # starts with a particle (的/了…): a cut-off piece
                 if ex:
                     good.append((ex["text"], ex["pinyin"]))
                     continue

@@ -159,6 +159,16 @@ _ESCAPES = [(re.compile(p), r) for p, r in [
     (r"\\-", "-"), (r"\\e", "\\\\"), (r"\\[&c,/|^)%]", ""), (r"\\ ", " "), (r"\\[\"#].*$", ""),
 ]]
 _INLINE = {"B", "I", "BR", "IR", "RB", "RI", "BI", "IB", "SM", "SB", "UR", "MT"}
+# mdoc(7) (BSD pages such as ftp.1): `.Ar file` `.Fl x` `.Xr ls 1` are words inside a sentence;
+# these start a new paragraph instead (`.It`/`.Nd`/`.D1` carry their own one-line paragraph)
+_MDOC_BREAK = {"Sh", "Ss", "Pp", "Lp", "It", "Bl", "El", "Bd", "Ed", "D1", "Dl", "Nd", "Dt", "Dd",
+               "Os", "Rs", "Re", "Bf", "Ef"}
+_MDOC_OWN_LINE = {"It", "Nd", "D1", "Dl"}
+
+
+def _is_inline(macro: str) -> bool:
+    return macro in _INLINE or (macro not in _MDOC_BREAK and re.fullmatch(r"[A-Z][a-z]{1,2}", macro)
+                                is not None)
 
 
 def _unescape(s: str) -> str:
@@ -196,14 +206,16 @@ def roff_to_text(src: str) -> str:
         m = re.match(r"^[.'](\w+)\s*(.*)$", line) if line[:1] in ".'" else None
         if line[:1] in ".'" and not m:
             continue
-        if m and m.group(1) not in _INLINE:
+        if m and not _is_inline(m.group(1)):
             macro, args = m.groups()
             paras.append(_join(cur))
             cur = []
             tag_next = macro == "TP"
-            if macro in ("SH", "SS"):
-                skipping = macro == "SH" and bool(_SKIP_SECTION.search(args)) or \
-                    (skipping and macro == "SS")
+            if macro in ("SH", "SS", "Sh", "Ss"):
+                skipping = macro in ("SH", "Sh") and bool(_SKIP_SECTION.search(args)) or \
+                    (skipping and macro in ("SS", "Ss"))
+            elif macro in _MDOC_OWN_LINE and args and not skipping:
+                paras.append(_unescape(args.replace('"', " ")))
             continue
         text = _unescape(m.group(2).replace('"', " ")) if m else _unescape(line)
         if skipping:
