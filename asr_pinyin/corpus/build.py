@@ -222,6 +222,28 @@ def build(out: Path, *, sources=GENERAL + ("it",), tiny=False, max_sentences=Non
     out = Path(out)
     tmp = out / f".tmp-build-{os.getpid()}"
     (tmp / "it").mkdir(parents=True, exist_ok=True)
+    try:
+        results = _run_all(sources, tiny=tiny, max_sentences=max_sentences, workers=workers,
+                           progress=progress)
+        general = [r for n, res in results.items() if n != "it" for r in res.records]
+        it = results["it"].records if "it" in results else []
+        for split in ("train", "dev", "test"):
+            _write_jsonl(tmp / f"{split}.jsonl", [r for r in general if r[0] == split])
+        for split in ("train", "test"):
+            _write_jsonl(tmp / "it" / f"{split}.jsonl", [r for r in it if r[0] == split])
+        stats = compute_stats(results, time.time() - t0, args_line)
+        (tmp / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1) + "\n",
+                                        encoding="utf-8")
+        (out / "it").mkdir(parents=True, exist_ok=True)
+        for rel in ("train.jsonl", "dev.jsonl", "test.jsonl", "it/train.jsonl", "it/test.jsonl",
+                    "stats.json"):
+            os.replace(tmp / rel, out / rel)          # each file appears whole or not at all
+    finally:                                          # interrupted or failed: leave no debris
+        shutil.rmtree(tmp, ignore_errors=True)
+    return stats
+
+
+def _run_all(sources, *, tiny, max_sentences, workers, progress) -> dict[str, SourceResult]:
     pool = None
     if workers > 1 and not tiny:
         import multiprocessing as mp
@@ -232,22 +254,8 @@ def build(out: Path, *, sources=GENERAL + ("it",), tiny=False, max_sentences=Non
             results[name] = run_source(name, seen_it if name == "it" else seen_general,
                                        pool=pool, tiny=tiny, max_sentences=max_sentences,
                                        progress=progress)
+        return results
     finally:
         if pool:                  # every result is consumed (or not wanted): stop the workers
             pool.terminate()
             pool.join()
-    general = [r for n, res in results.items() if n != "it" for r in res.records]
-    it = results["it"].records if "it" in results else []
-    for split in ("train", "dev", "test"):
-        _write_jsonl(tmp / f"{split}.jsonl", [r for r in general if r[0] == split])
-    for split in ("train", "test"):
-        _write_jsonl(tmp / "it" / f"{split}.jsonl", [r for r in it if r[0] == split])
-    stats = compute_stats(results, time.time() - t0, args_line)
-    (tmp / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1) + "\n",
-                                    encoding="utf-8")
-    (out / "it").mkdir(parents=True, exist_ok=True)
-    for rel in ("train.jsonl", "dev.jsonl", "test.jsonl", "it/train.jsonl", "it/test.jsonl",
-                "stats.json"):
-        os.replace(tmp / rel, out / rel)          # each file appears whole or not at all
-    shutil.rmtree(tmp, ignore_errors=True)
-    return stats
