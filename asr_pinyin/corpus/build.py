@@ -221,6 +221,7 @@ def build(out: Path, *, sources=GENERAL + ("it",), tiny=False, max_sentences=Non
     t0 = time.time()
     out = Path(out)
     tmp = out / f".tmp-build-{os.getpid()}"
+    _remove_stale(out)
     (tmp / "it").mkdir(parents=True, exist_ok=True)
     try:
         results = _run_all(sources, tiny=tiny, max_sentences=max_sentences, workers=workers,
@@ -241,6 +242,17 @@ def build(out: Path, *, sources=GENERAL + ("it",), tiny=False, max_sentences=Non
     finally:                                          # interrupted or failed: leave no debris
         shutil.rmtree(tmp, ignore_errors=True)
     return stats
+
+
+def _remove_stale(out: Path) -> None:
+    """Temp dirs of builds that were killed (their process is gone)."""
+    for d in out.glob(".tmp-build-*"):
+        try:
+            os.kill(int(d.name.rsplit("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _run_all(sources, *, tiny, max_sentences, workers, progress) -> dict[str, SourceResult]:

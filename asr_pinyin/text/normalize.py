@@ -35,7 +35,7 @@ TERMINALS = "。？！；"
 
 _ASCII_PUNCT = str.maketrans({",": "，", "!": "！", "?": "？", ";": "；", ":": "："})
 _DIGITS = "零一二三四五六七八九"
-_CLASSIFIERS = "个只件次条位名天张本台辆家种岁点部所项座层节周份间回场"
+_CLASSIFIERS = "个只件次条位名天张本台辆家种岁点部所项座层节周份间回场千万亿"
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s\u3000-\u303f\u4e00-\u9fff，。！？；]*", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -45,7 +45,13 @@ _MULTISPACE = re.compile(r"[ \t]{2,}|\u3000+")
 _THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
 
 _DATE_YMD = re.compile(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)\s*[日号]?")
-_YEAR = re.compile(r"(?<![\d.])(\d{2}|\d{4})(?=\s*年)")
+_YEAR = re.compile(r"(?<![\d.])(\d{2}|\d{4})(?=\s*年(?!代))")
+_YEAR_RANGE = re.compile(r"(?<![\d.])(\d{4})\s*[-~～—–至到]\s*(\d{4})(?=\s*年(?!代))")
+_GENERATION = re.compile(r"(?<![\d.])(\d0)(?=后(?![来面边期续]))")       # 90后 九零后
+_RATIO = re.compile(r"(?<=\d)\s*:\s*(?=\d)")                             # 1:2 一比二
+_PER = re.compile(r"(?<=[元米克斤里吨次人件台个天时秒])\s*/\s*(?=[\u4e00-\u9fff])")  # 元/斤 元每斤
+_CURRENCY = re.compile(r"([¥$€£])\s*(\d+(?:\.\d+)?)")
+_CURRENCY_NAMES = {"¥": "元", "$": "美元", "€": "欧元", "£": "英镑"}
 _ZERO_LED_DATE = re.compile(r"(?<!\d)0(\d)(?=\s*[月日号时点])")
 _TIME = re.compile(r"(?<!\d)([01]?\d|2[0-4])\s*:\s*([0-5]\d)(?:\s*:\s*([0-5]\d))?(?!\d)(?:分(?!钟))?")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*([%‰])")
@@ -56,7 +62,7 @@ _RANGE_HANZI = re.compile(r"(?<=[零一二三四五六七八九十百千万亿�
 _NEGATIVE = re.compile(r"(?<![\dA-Za-z\-])-(?=\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNITS = [(re.compile(r"(?<=\d)\s*" + k + r"(?![A-Za-z])"), v) for k, v in
-          [("km", "公里"), ("kg", "公斤"), ("cm", "厘米"), ("mm", "毫米"), ("m2", "平方米")]]
+          [("km/h", "公里每小时"), ("km", "公里"), ("kg", "公斤"), ("cm", "厘米"), ("mm", "毫米"), ("m2", "平方米")]]
 _DEGREES = re.compile(r"(?<=\d)\s*°\s*(C(?![A-Za-z]))?")
 
 
@@ -71,7 +77,8 @@ def _cardinal(s: str) -> str:
         return _cardinal(whole) + "点" + _digits(frac)
     if len(s) > 1 and s.startswith("0") or len(s) > 12:
         return _digits(s)
-    return cn2an.an2cn(s)
+    out = cn2an.an2cn(s)
+    return "两" + out[1:] if out[:2] in ("二千", "二万", "二亿") else out
 
 
 def _time(m: re.Match) -> str:
@@ -98,14 +105,19 @@ def _numbers(s: str) -> str:
     s = _PHONE.sub(lambda m: _digits(m.group(0)), s)
     s = _DATE_YMD.sub(lambda m: f"{_digits(m.group(1))}年{_cardinal(str(int(m.group(2))))}月"
                                f"{_cardinal(str(int(m.group(3))))}日", s)
+    s = _CURRENCY.sub(lambda m: m.group(2) + _CURRENCY_NAMES[m.group(1)], s)
+    s = _YEAR_RANGE.sub(lambda m: f"{_digits(m.group(1))}至{_digits(m.group(2))}", s)
     s = _RANGE.sub("至", s)
     s = _YEAR.sub(lambda m: _digits(m.group(1)), s)
+    s = _GENERATION.sub(lambda m: _digits(m.group(1)), s)
     s = _ZERO_LED_DATE.sub(r"\1", s)
     s = _TIME.sub(_time, s)
+    s = _RATIO.sub("比", s)
     s = _PERCENT.sub(lambda m: ("百分之" if m.group(2) == "%" else "千分之") + _cardinal(m.group(1)), s)
     s = _FRACTION.sub(lambda m: _cardinal(m.group(2)) + "分之" + _cardinal(m.group(1)), s)
     for pat, word in _UNITS:
         s = pat.sub(word, s)
+    s = _PER.sub("每", s)
     s = _RANGE_HANZI.sub("至", s)
     s = _NEGATIVE.sub("负", s)
     return _NUMBER.sub(_number, s)
