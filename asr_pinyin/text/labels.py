@@ -6,7 +6,7 @@ Convention (labels are citation tones; the same everywhere: corpus, synthesis, L
   sentence, so its phrase dictionary picks polyphone readings in context (银行 yin2 hang2,
   行走 xing2 zou3, 长大 zhang3 da4, 长度 chang2 du4).
 * Neutral tone: whatever pypinyin's dictionaries mark neutral stays tone 5 (的 de5, 们 men5,
-  东西 dong1 xi5); nothing else is made neutral.
+  孩子 hai2 zi5), plus the particle rule below; nothing else is made neutral (事情 shi4 qing2).
 * Structural particles: a 地 or 得 that pypinyin reads di4/de2 but that stands alone between
   a word and a verb/complement is de5 (认真地看 ren4 zhen1 de5 kan4, 长得好 zhang3 de5 hao3);
   the noun 地 and the verb 得 keep their readings (`_particles` says exactly when).
