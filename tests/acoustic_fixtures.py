@@ -56,7 +56,7 @@ def make_tiny_set(root: Path, sentences=SENTENCES, rates=(175,)) -> Path:
     lines = []
     for r in rates:
         for i, p in enumerate(sentences):
-            wave = espeak(p, rate=r)
+            wave = np.pad(espeak(p, rate=r), (3200, 4800))     # 0.2 s / 0.3 s of silence around
             name = f"utt{i:02d}_r{r}.flac"
             sf.write(root / name, wave, 16000, subtype="PCM_16")
             lines.append(json.dumps({"id": f"{i}_{r}", "audio": name, "text": "", "pinyin": p,

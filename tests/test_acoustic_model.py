@@ -116,3 +116,12 @@ def test_save_load_fp16_roundtrip(model, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError):
         load_model(tmp_path / "junk.pt")
+
+
+def test_long_offline_input_is_decoded_in_bounded_chunks(model):
+    from asr_pinyin.acoustic.evaluate import transcribe_full, transcribe_stream
+
+    wave = (np.random.default_rng(1).standard_normal(16000 * 40) * 0.05).astype(np.float32)
+    long = transcribe_full(model, [wave[:16000], wave], max_full_s=20)
+    assert long[1] == transcribe_stream(model, wave, 16000, 16000, piece_s=16.0)
+    assert long[0] == transcribe_full(model, [wave[:16000]])[0]

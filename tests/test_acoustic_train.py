@@ -34,12 +34,11 @@ def read_log(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(manifest, tmp_path_factory):
-    """30 steps, then the same run resumed to 70 steps."""
+    """40 steps, then the same run resumed to 100 steps (the tiny recipe's length)."""
     run = tmp_path_factory.mktemp("run")
     n = torch.get_num_threads()
-    fast = dict(lr=5e-3, min_lr=1e-3, warmup_steps=10, save_every=10, average_last=2)
-    Trainer(tiny_config(manifest, run, max_steps=30, **fast)).run()
-    Trainer(tiny_config(manifest, run, max_steps=70, **fast)).run()
+    Trainer(tiny_config(manifest, run, max_steps=40, save_every=20, average_last=1)).run()
+    Trainer(tiny_config(manifest, run, save_every=20, average_last=1)).run()
     torch.set_num_threads(n)
     return run
 
@@ -49,9 +48,9 @@ def test_loss_drops_and_resume_continues(trained):
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < 0.15 * losses[0], losses
     starts = [r["step"] for r in log if r.get("event") == "start"]
-    assert starts == [0, 30]                                  # second run resumed at step 30
+    assert starts == [0, 40]                                  # second run resumed at step 40
     steps = [r["step"] for r in log if "loss" in r]
-    assert steps == sorted(steps) and steps[-1] == 70
+    assert steps == sorted(steps) and steps[-1] == 100
     assert (trained / "model.pt").is_file() and (trained / "avg.pt").is_file()
     assert len(list(trained.glob("step_*.pt"))) == 3          # keep_checkpoints
 
@@ -62,7 +61,7 @@ def test_eval_cli_scores_the_trained_model(trained, manifest, capsys):
                      "--mode", mode, "--chunk-ms", "320"]) == 0
         res = json.loads(capsys.readouterr().out)
         assert res["utterances"] == 8 and res["audio_seconds"] > 5 and res["rtf"] > 0
-        assert res["syllable_error_rate"] < 0.5, res
+        assert res["syllable_error_rate"] < 0.3, res
         assert res["syllable_error_rate_toneless"] <= res["syllable_error_rate"]
 
 
@@ -98,3 +97,24 @@ def test_torchrun_two_gloo_processes(manifest, tmp_path):
     assert log[0]["event"] == "start" and log[0]["world"] == 2
     assert [r["step"] for r in log if "loss" in r] == [1, 2]
     assert (run / "model.pt").is_file()
+
+
+def test_transcribe_cli_gives_slots_and_clear_errors(trained, manifest, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    audio = manifest.parent / "utt01_r175.flac"
+    for extra in ([], ["--streaming", "--chunk-ms", "320"], ["--decoding", "beam"]):
+        assert main(["transcribe-am", str(audio), "--model", str(trained / "model.pt"), "--top-k", "3", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["syllables"] and len(out["syllables"][0]["alternatives"]) == 3
+        assert all(s["start"] <= s["end"] for s in out["syllables"])
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert main(["transcribe-am", str(silent), "--model", str(trained / "model.pt")]) == 0
+    assert json.loads(capsys.readouterr().out)["pinyin"] == ""
+    one = tmp_path / "one.wav"
+    sf.write(one, np.zeros(1, np.float32), 16000)
+    assert main(["transcribe-am", str(one), "--model", str(trained / "model.pt")]) == 0
+    assert main(["transcribe-am", str(tmp_path / "missing.flac"), "--model", str(trained / "model.pt")]) == 2
+    assert "missing.flac" in capsys.readouterr().err

@@ -107,7 +107,7 @@ def run_transcribe(args) -> int:
     except Exception as e:
         return _fail(f"{args.audio}: {e}")
     if args.streaming:
-        syl = transcribe_stream(model, wave, args.chunk_ms)
+        syl = transcribe_stream(model, wave, args.chunk_ms, k=args.top_k)
     else:
         syl = transcribe_full(model, [wave], args.decoding, args.top_k)[0]
     print(json.dumps({"pinyin": " ".join(s.syllable for s in syl),

@@ -174,7 +174,7 @@ class TrainSet(torch.utils.data.Dataset):
                 wave = AF.speed(torch.from_numpy(wave), SAMPLE_RATE, factor)[0].numpy()
             if self.extra is not None:
                 wave = self.extra(wave, SAMPLE_RATE, rng)
-        return fbank(wave, self.n_mels, dither=1.0 if self.aug is not None else 0.0)
+        return fbank(wave, self.n_mels)
 
     def __getitem__(self, b: int):
         rng = np.random.default_rng([self.seed, b, torch.initial_seed() % 2**31])

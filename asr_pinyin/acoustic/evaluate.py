@@ -33,8 +33,16 @@ def edit_distance(ref: list, hyp: list) -> int:
 
 
 @torch.no_grad()
-def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k: int = 5) -> list[list[Syllable]]:
-    """Full-context decoding of a batch of 16 kHz waveforms."""
+def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k: int = 5,
+                    max_full_s: float = 60.0) -> list[list[Syllable]]:
+    """Full-context decoding of a batch of 16 kHz waveforms.
+
+    Attention memory grows with the square of the length, so a wave longer than `max_full_s`
+    is decoded in 16 s chunks with one chunk of left context instead (bounded memory).
+    """
+    if any(len(w) > max_full_s * 16000 for w in waves):
+        return [transcribe_stream(model, w, 16000, 16000, 16.0, k) if len(w) > max_full_s * 16000
+                else transcribe_full(model, [w], method, k)[0] for w in waves]
     feats = [fbank(w, model.cfg.n_mels) for w in waves]
     lengths = torch.tensor([f.shape[0] for f in feats])
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
@@ -48,9 +56,9 @@ def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k
 
 @torch.no_grad()
 def transcribe_stream(model: AcousticModel, wave, chunk_ms: int = 640, left_ms: int = 5120,
-                      piece_s: float = 0.16) -> list[Syllable]:
+                      piece_s: float = 0.16, k: int = 5) -> list[Syllable]:
     """Streaming decoding: the audio arrives in `piece_s` pieces; the last update of each index wins."""
-    stream = AcousticStream(model, chunk_ms, left_ms)
+    stream = AcousticStream(model, chunk_ms, left_ms, k)
     out: dict[int, Syllable] = {}
     step = int(piece_s * 16000)
     for i in range(0, max(len(wave), 1), step):

@@ -1,7 +1,7 @@
 """Features: 80-dim Kaldi log-mel fbank (25 ms window, 10 ms shift) and global CMVN.
 
 Offline and streaming share one function, `fbank()`: each Kaldi frame depends only on its own
-400 samples (snip_edges, no dither at inference), so the streaming path just keeps the samples
+400 samples (snip_edges, no dither in training or inference), so the streaming path just keeps the samples
 that the next frame still needs and computes the same frames, whatever the chunking.
 """
 from __future__ import annotations
@@ -12,6 +12,10 @@ import torch
 SAMPLE_RATE = 16000
 WIN = 400      # 25 ms
 HOP = 160      # 10 ms
+# Log-mel floor (int16-scaled power). Digital silence would give log(float eps) = -15.9, far
+# below any recorded or synthesized quiet (a 1-LSB noise floor is ~ +2..5); clamping makes
+# zeros look like the quiet the model was trained on. Speech is far above it.
+LOG_FLOOR = 0.0
 
 
 def sanitize(samples) -> torch.Tensor:
@@ -32,10 +36,11 @@ def fbank(samples, n_mels: int = 80, dither: float = 0.0) -> torch.Tensor:
 
     x = sanitize(samples)
     if num_frames(x.numel()) == 0:
-        return torch.zeros(0, n_mels)
-    return kaldi.fbank(x.unsqueeze(0) * 32768.0, num_mel_bins=n_mels, frame_length=25.0,
-                       frame_shift=10.0, dither=dither, energy_floor=0.0,
-                       sample_frequency=SAMPLE_RATE)
+        return torch.full((0, n_mels), LOG_FLOOR)
+    feats = kaldi.fbank(x.unsqueeze(0) * 32768.0, num_mel_bins=n_mels, frame_length=25.0,
+                        frame_shift=10.0, dither=dither, energy_floor=0.0,
+                        sample_frequency=SAMPLE_RATE)
+    return feats.clamp_min_(LOG_FLOOR)
 
 
 class StreamingFbank:
