@@ -103,7 +103,8 @@ class Trainer:
         self.model.to(self.device)
         self.ddp = self.model
         if self.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=False)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.stop = False
 
     def log(self, **rec) -> None:
