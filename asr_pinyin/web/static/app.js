@@ -127,7 +127,8 @@ function charAlternatives(final, i) {
   const c = final.chars[i];
   const out = [];
   const add = (x) => { if (x && x !== c.char && !out.includes(x)) out.push(x); };
-  for (const a of c.alts || c.alternatives || []) add(typeof a === "string" ? a : a.char);
+  // per-character alternatives, if the final carries them: "字", ["字", p] or {"char": "字"}
+  for (const a of c.alts || c.alternatives || []) add(typeof a === "string" ? a : Array.isArray(a) ? a[0] : a.char);
   for (const hyp of final.nbest || []) {
     const chars = Array.from(hyp.text).filter((ch) => !/[\p{P}\s]/u.test(ch)); // drop punctuation
     if (chars.length === final.chars.length) add(chars[i]);
