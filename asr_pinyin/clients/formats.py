@@ -69,21 +69,24 @@ def to_vtt(segments: list[dict], meta: dict | None = None) -> str:
 WRITERS = {"text": to_text, "json": to_json, "srt": to_srt, "vtt": to_vtt}
 
 
-def output_path(audio: Path, fmt: str, output_dir: Path | None, base: Path | None = None) -> Path:
-    """Next to the input, or under output_dir keeping the path below `base` (a folder given)."""
-    name = audio.with_suffix(SUFFIX[fmt]).name
+def output_path(audio: Path, fmt: str, output_dir: Path | None, base: Path | None = None,
+                keep_ext: bool = False) -> Path:
+    """Next to the input, or under output_dir keeping the path below `base` (a folder given).
+
+    keep_ext: `a.wav` -> `a.wav.txt`, for inputs whose stems collide (a.wav and a.mp3)."""
+    name = (audio.name + SUFFIX[fmt]) if keep_ext else audio.with_suffix(SUFFIX[fmt]).name
     if output_dir is None:
-        return audio.with_suffix(SUFFIX[fmt])
+        return audio.with_name(name)
     rel = audio.parent.relative_to(base) if base is not None else Path()
     return output_dir / rel / name
 
 
 def write_outputs(segments: list[dict], audio: Path, formats, output_dir: Path | None = None,
-                  base: Path | None = None, meta: dict | None = None) -> list[Path]:
+                  base: Path | None = None, meta: dict | None = None, keep_ext: bool = False) -> list[Path]:
     """Write every requested format atomically (temp file + rename); returns the paths."""
     paths = []
     for fmt in formats:
-        path = output_path(audio, fmt, output_dir, base)
+        path = output_path(audio, fmt, output_dir, base, keep_ext)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(WRITERS[fmt](segments, meta), encoding="utf-8")

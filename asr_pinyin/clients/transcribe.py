@@ -36,6 +36,7 @@ class Job:
     segments: list = field(default_factory=list)
     error: str | None = None
     outputs: list = field(default_factory=list)
+    keep_ext: bool = False       # another input has the same stem: name outputs a.wav.txt
 
 
 def find_audio(paths) -> list[Job]:
@@ -205,14 +206,32 @@ def transcribe_files(jobs: list[Job], engine, formats=("text",), output_dir: Pat
         except AudioError as e:
             job.error = e.reason
             log(f"skipped {job.path}: {e.reason}")
+    from .formats import output_path
+
+    stems: dict = {}
+    for job in todo:
+        stems.setdefault(output_path(job.path, "text", output_dir, job.base), []).append(job)
+    for same in stems.values():
+        for job in same if len(same) > 1 else []:
+            job.keep_ext = True
     progress = Progress(sum(j.duration for j in todo), len(todo), show_progress)
+    cancel = threading.Event()
     t0 = time.monotonic()
+
+    def advance(seconds: float) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        progress.audio(seconds)
 
     def one(job: Job) -> None:
         try:
-            job.segments = engine.run(job.path, progress.audio)
+            job.segments = engine.run(job.path, advance)
             meta = {"audio": str(job.path), "duration": round(job.duration, 3)}
-            job.outputs = write_outputs(job.segments, job.path, formats, output_dir, job.base, meta)
+            job.outputs = write_outputs(job.segments, job.path, formats, output_dir, job.base, meta,
+                                        job.keep_ext)
+        except KeyboardInterrupt:
+            job.error = "interrupted"
+            return
         except AudioError as e:
             job.error = e.reason
         except OSError as e:
@@ -224,8 +243,15 @@ def transcribe_files(jobs: list[Job], engine, formats=("text",), output_dir: Pat
         if job.error:
             progress.bar.write(f"failed {job.path}: {job.error}", file=sys.stderr)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         list(pool.map(one, todo))
+    except KeyboardInterrupt:        # Ctrl-C: running files stop at their next block
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.close()
+        raise
+    pool.shutdown()
     progress.close()
     wall = time.monotonic() - t0
     ok = [j for j in jobs if not j.error]
