@@ -109,6 +109,10 @@ def test_transcribe_next_to_input_and_errors(models, inputs, tmp_path, run_cli):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "one.txt").read_text().strip()
     assert "transcribed 1/1 files" in r.stderr
+    sf.write(tmp_path / "one.flac", x[: 4 * 16000], 16000)      # same stem: outputs keep the extension
+    r = run_cli("transcribe", str(tmp_path / "one.wav"), str(tmp_path / "one.flac"), "--am", str(am),
+                "--lm", str(lm), "-q")
+    assert r.returncode == 0 and (tmp_path / "one.wav.txt").is_file() and (tmp_path / "one.flac.txt").is_file()
     r = run_cli("transcribe", str(tmp_path / "missing.flac"), "--am", str(am), "--lm", str(lm))
     assert r.returncode == 1 and "missing.flac: no such file" in r.stderr
     r = run_cli("transcribe", str(f), "--am", str(tmp_path / "nope.pt"), "--lm", str(lm))
