@@ -32,6 +32,8 @@ function toast(text) {
 
 // ---- audio --------------------------------------------------------------------------------
 async function startMic() {
+  if (!window.isSecureContext || !navigator.mediaDevices)
+    throw new Error("browsers allow the microphone only on https:// or http://localhost pages");
   state.media = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
