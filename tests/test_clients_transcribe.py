@@ -113,6 +113,12 @@ def test_transcribe_next_to_input_and_errors(models, inputs, tmp_path, run_cli):
     r = run_cli("transcribe", str(tmp_path / "one.wav"), str(tmp_path / "one.flac"), "--am", str(am),
                 "--lm", str(lm), "-q")
     assert r.returncode == 0 and (tmp_path / "one.wav.txt").is_file() and (tmp_path / "one.flac.txt").is_file()
+    import torch
+    import torchaudio.functional as AF
+    hi = AF.resample(torch.from_numpy(x[: 4 * 16000]), 16000, 96000).numpy()  # above 48 kHz: converted first
+    sf.write(tmp_path / "hi.wav", hi, 96000, subtype="PCM_24")
+    r = run_cli("transcribe", str(tmp_path / "hi.wav"), "--am", str(am), "--lm", str(lm), "-q")
+    assert r.returncode == 0 and (tmp_path / "hi.txt").read_text().strip()
     r = run_cli("transcribe", str(tmp_path / "missing.flac"), "--am", str(am), "--lm", str(lm))
     assert r.returncode == 1 and "missing.flac: no such file" in r.stderr
     r = run_cli("transcribe", str(f), "--am", str(tmp_path / "nope.pt"), "--lm", str(lm))
