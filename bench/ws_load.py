@@ -143,7 +143,7 @@ async def sequential(url: str, audio: np.ndarray, n: int) -> dict:
     from websockets.asyncio.client import connect
 
     pcm = (audio * 32767).astype("<i2").tobytes()
-    failures = finals = 0
+    failures = finals = without_final = 0
     for _ in range(n):
         try:
             async with connect(url) as ws:
@@ -153,11 +153,13 @@ async def sequential(url: str, audio: np.ndarray, n: int) -> dict:
                 await ws.send(json.dumps({"type": "stop"}))
                 msgs = [json.loads(m) async for m in ws]
                 finals += sum(m["type"] == "final" for m in msgs)
+                without_final += not any(m["type"] == "final" for m in msgs)
                 if msgs[-1] != {"type": "closed", "reason": "stop"} or ws.close_code != 1000:
                     failures += 1
         except Exception:  # noqa: BLE001 - counted
             failures += 1
-    return {"sessions": n, "failures": failures, "finals": finals}
+    return {"sessions": n, "failures": failures, "finals": finals, "sessions_without_final": without_final,
+            "audio_s_each": round(len(audio) / 16000, 2)}
 
 
 def start_server(args) -> tuple[subprocess.Popen, str]:
@@ -256,7 +258,12 @@ def main() -> int:
     url = base.replace("http://", "ws://") + "/"
     try:
         if args.sequential:
-            short = speech_track(0.1, 99)[: 16000 * 3]
+            from asr_pinyin.audio.io import resample
+            from asr_pinyin.speech.espeak import Espeak
+            eng = Espeak()     # one short sentence with a little silence around it (~1.3 s)
+            short = np.concatenate([np.zeros(3200, np.float32),
+                                    resample(eng.synth("ni3 hao3 shi4 jie4", rate=200), eng.sample_rate),
+                                    np.zeros(3200, np.float32)])
             before = threads_of(proc.pid) if proc else -1
             t = time.time()
             r = asyncio.run(sequential(url, short, args.sequential))

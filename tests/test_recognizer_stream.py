@@ -117,21 +117,21 @@ def test_nbest_and_hotwords(rec):
     x = np.concatenate([silence(0.3), speech(SENTENCES[4][1]), silence(1.0)])
     f = rec.transcribe(x, options=StreamOptions(nbest=3, partials=False))[0]
     assert 1 <= len(f.nbest) <= 3 and f.nbest[0]["score"] >= f.nbest[-1]["score"]
-    # a hotword spelled like the first two decoded syllables (toneless) replaces them
-    phrase = _phrase_for([p[:-1] for p in f.pinyin[:2]])
-    g = rec.transcribe(x, options=StreamOptions(hotwords=[(phrase, 2.0)], partials=False))[0]
+    # a hotword spelled like the first two decoded syllables (toneless) replaces them (a large
+    # weight: the tiny LM is very sure of its 8 training sentences)
+    phrase = _phrase_for([p[:-1] for p in f.pinyin[:2]], f.text[:2])
+    g = rec.transcribe(x, options=StreamOptions(hotwords=[(phrase, 50.0)], partials=False))[0]
     assert g.text.startswith(phrase) and not f.text.startswith(phrase)
 
 
-def _phrase_for(toneless: list[str]) -> str:
-    """Rare hanzi (not in the tiny LM's vocabulary) read as the given syllables."""
+def _phrase_for(toneless: list[str], avoid: str) -> str:
+    """Common (GB2312) hanzi read as the given syllables, other than the decoded ones."""
     from pypinyin import Style, lazy_pinyin
+    from asr_pinyin.lm.vocab import gb2312_hanzi
     out = []
-    for syl in toneless:
-        for cp in range(0x9F00, 0x4E00, -1):   # rare characters first
-            if lazy_pinyin(chr(cp), style=Style.NORMAL) == [syl]:
-                out.append(chr(cp))
-                break
+    for syl, bad in zip(toneless, avoid):
+        out.append(next(c for c in gb2312_hanzi()[200:]
+                        if c != bad and lazy_pinyin(c, style=Style.NORMAL) == [syl]))
     phrase = "".join(out)
     assert lazy_pinyin(phrase, style=Style.NORMAL) == toneless
     return phrase

@@ -80,6 +80,7 @@ def test_sequential_sessions_leak_nothing():
                     ws.send(json.dumps({"type": "stop"}))
                     msgs = [json.loads(m) for m in ws]
                     assert msgs[-1] == {"type": "closed", "reason": "stop"} and ws.close_code == 1000
+                    assert [m["type"] for m in msgs] == ["ready", "final", "closed"]
             one()
             time.sleep(0.3)   # let the first connection's closing tasks end
             threads = threading.active_count()

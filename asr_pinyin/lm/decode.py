@@ -17,13 +17,13 @@ from .config import ModelConfig
 from .hotwords import compile_hotwords, match_hotwords
 from .itn import itn
 from .model import PinyinLM
-from .ngram import Bigram, beam_search
+from .ngram import Bigram, beam_search, load_ngram
 from .slots import LMInputError, Slot, to_slots
 from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
-N_CAND = 10  # network candidates per slot searched with the bigram
+N_CAND = int(__import__("os").environ.get("LM_NCAND", "10"))  # network candidates per slot searched with the bigram
 OVERLAP = 16  # context slots on each side of a window
 
 
@@ -50,9 +50,9 @@ class Conversion:
 
 class LanguageModel:
     def __init__(self, model: PinyinLM, chars: list[str], device=None, bf16: bool = False,
-                 ngram: Bigram | None = None, ngram_weight: float = 0.5):
+                 ngram: Bigram | None = None, ngram_weight: float = 0.5, uni_weight: float = 0.0):
         self.model = model.eval()
-        self.ngram, self.ngram_weight = ngram, ngram_weight
+        self.ngram, self.ngram_weight, self.uni_weight = ngram, ngram_weight, uni_weight
         self.chars = chars
         self.char_id = {c: i for i, c in enumerate(chars)}
         self.device = device or torch.device("cpu")
@@ -74,8 +74,8 @@ class LanguageModel:
         ng = ck.get("ngram")
         if ngram:
             ng = torch.load(ngram, map_location="cpu", weights_only=False)["ngram"]
-        return cls(model.to(device), ck["chars"], device, ngram=Bigram.from_state(ng) if ng else None,
-                   ngram_weight=float(ck.get("ngram_weight", 0.5)))
+        return cls(model.to(device), ck["chars"], device, ngram=load_ngram(ng) if ng is not None else None,
+                   ngram_weight=float(ck.get("ngram_weight", 0.5)), uni_weight=float(ck.get("uni_weight", 0.0)))
 
     # ---- tensors -------------------------------------------------------------------------
     def _tensors(self, batch: list[list[Slot]]):
@@ -165,7 +165,8 @@ class LanguageModel:
         top_lp, top_id = top_lp.numpy(), top_id.numpy()
         pbest = punct.argmax(-1).tolist()
         if self.ngram is not None:
-            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, nbest=nbest)
+            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, nbest=nbest,
+                                uni_weight=self.uni_weight)
         else:  # per-slot best, n-best from combinations of per-slot alternatives
             paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from .ngram import pack
+
 
 def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = None,
            ngram_weight: float = 0.5) -> int:
@@ -15,18 +17,18 @@ def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = Non
     keep["state"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state"].items()}
     keep["trained"] = {"step": ck.get("step"), "best_dev": ck.get("best"), "train_cfg": ck.get("train_cfg")}
     if ngram_from:
-        keep["ngram"] = build_bigram(ngram_from, ck["chars"]).state()
+        keep["ngram"] = pack(build_bigram(ngram_from, ck["chars"]))
         keep["ngram_weight"] = ngram_weight
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(keep, out)
     return os.path.getsize(out)
 
 
-def build_bigram(path: str, chars: list[str]):
+def build_bigram(path: str, chars: list[str], order: int = 3):
     import numpy as np
 
     from .data import read_jsonl, split_sentence
-    from .ngram import Bigram
+    from .ngram import Bigram, Trigram
 
     cid = {c: i for i, c in enumerate(chars)}
     sents = []
@@ -34,4 +36,4 @@ def build_bigram(path: str, chars: list[str]):
         s = split_sentence(r["text"], r["pinyin"])
         if s:
             sents.append(np.array([cid.get(c, 0) for c in s[0]], dtype=np.int64))
-    return Bigram.build(sents, len(chars))
+    return (Trigram if order == 3 else Bigram).build(sents, len(chars))

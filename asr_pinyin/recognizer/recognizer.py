@@ -450,9 +450,9 @@ class Stream:
                 result = Final(-1, "", [], at, at, at, 0.0, reason, [], latency)
             if result is not None:
                 self._results.append(result)
+                if self.on_result:  # under the lock: delivered before `done` can be seen
+                    self.on_result(result)
             self._cond.notify_all()
-        if result is not None and self.on_result:
-            self.on_result(result)
         if self.done:
             self.rec._forget(self)
 

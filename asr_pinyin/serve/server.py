@@ -180,7 +180,8 @@ class Session:
         deadline = loop.time() + timeout
         while self.stream is not None and not self.stream.done and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        self.queue.put_nowait(None)  # the sender stops after what is queued before this
+        # after results already handed over by the worker threads (call_soon_threadsafe is FIFO)
+        loop.call_soon(self.queue.put_nowait, None)
         try:
             await asyncio.wait_for(asyncio.shield(self.sender), max(0.0, deadline - loop.time()))
         except (asyncio.TimeoutError, TimeoutError):
