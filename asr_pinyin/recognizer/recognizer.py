@@ -32,6 +32,7 @@ from .stats import Histogram
 from .workers import StageWorker
 
 SR = 16000
+MAX_MERGE = 8          # most queued chunks of one stream sent as one acoustic job
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 150, 200, 300, 400, 600, 800, 1000, 2000, 5000)
 
 
@@ -363,13 +364,25 @@ class Stream:
         self._queued += item.samples.size
 
     def _pump(self) -> None:
-        """Send this stream's next acoustic chunk (one in flight: the state carries over)."""
+        """Send this stream's next acoustic work (one job in flight: the state carries over).
+
+        A stream that fell behind (or an offline file fed at once) sends up to `MAX_MERGE`
+        queued chunks of one segment as one job: the same windows in the same order, so the
+        same result, for a fraction of the round trips.
+        """
         while not self._am_busy and self._am_queue and not self.closed and self.error is None:
             item = self._am_queue.popleft()
             if item.event:
                 self._submit_lm(_LmItem(self, "event", None, None, item.t,
                                         reason=item.event, at=item.at))
                 continue
+            parts = [item]
+            while (not parts[-1].last and len(parts) < MAX_MERGE and self._am_queue
+                   and self._am_queue[0].event is None and self._am_queue[0].seg is item.seg):
+                parts.append(self._am_queue.popleft())
+            if len(parts) > 1:
+                item = _AmItem(item.seg, np.concatenate([p.samples for p in parts]), parts[-1].last,
+                               parts[-1].t)
             self._am_busy = True
             self._pending += 1
             job = AmJob(item.seg.state, item.samples, item.last, self.options.voice)
