@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -73,9 +74,12 @@ def libime(refs, exe: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", nargs="+", default=["data/text/test.jsonl", "data/text/it/test.jsonl"])
-    ap.add_argument("--limit", type=int, default=1000)
+    ap.add_argument("--limit", type=int, default=1000, help="sentences per data set (a seeded random sample)")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--skip-pinyin2hanzi", action="store_true")
+    ap.add_argument("--p2h-limit", type=int, default=100,
+                    help="Pinyin2Hanzi is slow (seconds a sentence): it runs on the first N sentences, "
+                         "and ours and libime are scored on that subset too")
     args = ap.parse_args()
 
     from asr_pinyin.lm.decode import LanguageModel
@@ -84,14 +88,20 @@ def main() -> int:
     exe = libime_driver()
     table = []
     for path in args.data:
-        rows = read_jsonl(path, args.limit)
+        rows = read_jsonl(path)
+        random.Random(args.seed).shuffle(rows)  # the files are ordered by source: sample across all
+        rows = rows[:args.limit]
         refs = reference(rows)
         results = {"ours tonal": evaluate(lm, rows), "ours toneless": evaluate(lm, rows, toneless=True),
                    "ours tonal, 10% corrupted top-3": evaluate(lm, rows, corrupt=0.1)}
-        if not args.skip_pinyin2hanzi:
-            results["Pinyin2Hanzi toneless"] = pinyin2hanzi(refs)
         if exe:
             results["fcitx5 libime toneless"] = libime(refs, exe)
+        if args.p2h_limit:
+            n = min(args.p2h_limit, len(refs))
+            results[f"Pinyin2Hanzi toneless (first {n})"] = pinyin2hanzi(refs[:n])
+            results[f"ours toneless (first {n})"] = evaluate(lm, rows[:n], toneless=True)
+            if exe:
+                results[f"fcitx5 libime toneless (first {n})"] = libime(refs[:n], exe)
         for name, r in results.items():
             print(json.dumps({"data": path, "system": name, **r}, ensure_ascii=False), flush=True)
             table.append(f"| {Path(path).parent.name}/{Path(path).name} | {name} | {r['char_accuracy'] * 100:.2f} % "

@@ -185,15 +185,16 @@ def test_export_and_cli(tiny, tmp_path, capsys):
     assert main(["eval-lm", "--model", str(out), "--data", str(tmp_path / "missing.jsonl")]) == 2
 
 
-def test_bigram_fusion(tiny, tmp_path):
-    """A bigram counted from the training text, stored in the model file, improves the tiny model."""
+def test_ngram_fusion(tiny, tmp_path):
+    """An n-gram counted from the training text, stored in the model file, improves the tiny model."""
     from asr_pinyin.lm.export import export
 
     lm, rows, d = tiny
     out = tmp_path / "lm_ng.pt"
-    export(d / "run" / "best.pt", out, ngram_from=str(d / "train.jsonl"), ngram_weight=0.8)
+    export(d / "run" / "best.pt", out, ngram_from=str(d / "train.jsonl"), ngram_weight=0.8, lex_weight=0.3)
     fused = LanguageModel.load(out)
-    assert fused.ngram is not None and fused.ngram_weight == 0.8
+    assert fused.ngram is not None and fused.ngram_weight == 0.8 and fused.lexicon is not None
+    assert fused.lexicon.bonus["中国"] > 0
     plain = evaluate(lm, rows[:60])["char_accuracy"]
     assert evaluate(fused, rows[:60])["char_accuracy"] > plain
     conv = fused.convert(rows[0]["pinyin"], nbest=4)

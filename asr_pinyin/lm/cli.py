@@ -26,14 +26,17 @@ def register(sub) -> None:
     p.add_argument("--corrupt", type=float, default=0.0, help="fraction of slots given as confusable top-3")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--model", default=None)
-    p.add_argument("--ngram-weight", type=float, default=None, help="override the bigram weight (0: off)")
+    p.add_argument("--ngram-weight", type=float, default=None, help="override the n-gram weight (0: network only)")
+    p.add_argument("--lex-weight", type=float, default=None, help="override the word-bonus weight (0: off)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("export-lm", help="checkpoint -> small fp16 file for shipping")
     p.add_argument("checkpoint")
     p.add_argument("out", nargs="?", default="models/lm/lm.pt")
     p.add_argument("--ngram-from", default=None, help="JSONL train split to count a hanzi bigram from")
-    p.add_argument("--ngram-weight", type=float, default=0.5)
+    p.add_argument("--ngram-weight", type=float, default=1.0, help="weight of log P_ngram in the beam")
+    p.add_argument("--uni-weight", type=float, default=1.0, help="weight of the unigram divided out of the network")
+    p.add_argument("--lex-weight", type=float, default=0.3, help="weight of the jieba word bonus (0: no lexicon)")
     p.set_defaults(func=_export)
 
 
@@ -120,6 +123,8 @@ def _eval(args) -> int:
             lm.ngram_weight = args.ngram_weight
             if args.ngram_weight == 0:
                 lm.ngram = None
+        if args.lex_weight is not None:
+            lm.lex_weight = args.lex_weight
         res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt)
     except (OSError, ValueError) as e:
         return _fail(str(e))
@@ -131,7 +136,8 @@ def _export(args) -> int:
     from .export import export
 
     try:
-        size = export(args.checkpoint, args.out, args.ngram_from, args.ngram_weight)
+        size = export(args.checkpoint, args.out, args.ngram_from, args.ngram_weight, args.uni_weight,
+                      args.lex_weight if args.ngram_from else 0.0)
     except (OSError, KeyError, ValueError) as e:
         return _fail(str(e))
     print(f"wrote {args.out} ({size / 1e6:.1f} MB)")

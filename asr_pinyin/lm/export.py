@@ -10,7 +10,7 @@ from .ngram import pack
 
 
 def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = None,
-           ngram_weight: float = 0.5) -> int:
+           ngram_weight: float = 1.0, uni_weight: float = 1.0, lex_weight: float = 0.0) -> int:
     """fp16 weights + prior (+ a bigram counted from the JSONL text set `ngram_from`)."""
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     keep = {k: ck[k] for k in ("model_cfg", "chars", "prior")}
@@ -19,6 +19,12 @@ def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = Non
     if ngram_from:
         keep["ngram"] = pack(build_bigram(ngram_from, ck["chars"]))
         keep["ngram_weight"] = ngram_weight
+        keep["uni_weight"] = uni_weight
+    if lex_weight:
+        from .ngram import Lexicon
+
+        keep["lexicon"] = Lexicon.from_jieba().state()
+        keep["lex_weight"] = lex_weight
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(keep, out)
     return os.path.getsize(out)

@@ -40,6 +40,7 @@ def _in_idiom(text: str, start: int, end: int) -> bool:
     return False
 
 
+@lru_cache(maxsize=4096)
 def _value(run: str) -> str | None:
     import cn2an
 

@@ -117,6 +117,50 @@ class Trigram:
         return cls(bigram, keys, st["logp"], st["ctx_keys"].astype(np.int64), st["ctx_backoff"])
 
 
+class Lexicon:
+    """Words (2-4 hanzi) with a bonus for completing one in the beam: the word's association
+    log P(word) - sum log P(hanzi) from jieba's word counts (a 60 M-word corpus, MIT), i.e. what a
+    big word-segmented corpus knows beyond our 9 M-hanzi training text."""
+
+    def __init__(self, bonus: dict[str, float]):
+        self.bonus = bonus
+
+    @classmethod
+    def from_jieba(cls, min_count: int = 5, cap: float = 12.0) -> "Lexicon":
+        import math
+        import os
+
+        import jieba
+
+        freq = {}
+        with open(os.path.join(os.path.dirname(jieba.__file__), "dict.txt"), encoding="utf-8") as f:
+            for line in f:
+                parts = line.split(" ")
+                if len(parts) >= 2:
+                    freq[parts[0]] = int(parts[1])
+        total = sum(freq.values())
+        single = {w: math.log(n / total) for w, n in freq.items() if len(w) == 1}
+        out = {}
+        for w, n in freq.items():
+            if 2 <= len(w) <= 4 and n >= min_count and all(c in single for c in w):
+                pmi = math.log(n / total) - sum(single[c] for c in w)
+                if pmi > 0:
+                    out[w] = min(pmi, cap)
+        return cls(out)
+
+    def state(self):
+        import torch
+
+        words = list(self.bonus)
+        return {"words": torch.frombuffer(bytearray("\n".join(words).encode("utf-8")), dtype=torch.uint8),
+                "bonus": torch.tensor([self.bonus[w] for w in words], dtype=torch.float16)}
+
+    @classmethod
+    def from_state(cls, st) -> "Lexicon":
+        words = st["words"].numpy().tobytes().decode("utf-8").split("\n")
+        return cls(dict(zip(words, st["bonus"].float().tolist())))
+
+
 def pack(model):
     """An n-gram's state as .npz bytes in a uint8 tensor (torch.save pickles numpy arrays and
     bytes with protocol 2, which inflates them by ~40 %)."""
@@ -154,7 +198,8 @@ def load_ngram(packed):
 
 
 def beam_search(cand: np.ndarray, net_lp: np.ndarray, lm, weight: float, beam: int = 8,
-                nbest: int = 1, uni_weight: float = 0.0) -> list[tuple[list[int], float]]:
+                nbest: int = 1, uni_weight: float = 0.0, prune: float = 12.0, lexicon: Lexicon | None = None,
+                lex_weight: float = 0.0, chars: list[str] | None = None) -> list[tuple[list[int], float]]:
     """cand/net_lp [T, M]: per-slot candidate hanzi ids and network log-probs (-inf = none).
     Score: net - uni_weight * log P(hanzi) + weight * log P_ngram. Returns up to `nbest`
     (candidate index per slot, fused score), best first."""
@@ -166,22 +211,40 @@ def beam_search(cand: np.ndarray, net_lp: np.ndarray, lm, weight: float, beam: i
     V = lm.V
     scores = np.zeros(1)
     last, last2 = np.array([V]), np.array([V])
+    use_lex = lexicon is not None and lex_weight > 0 and chars is not None
+    hist = [""]  # last 3 hanzi of each hypothesis (for the lexicon)
     tri = hasattr(lm, "score3")
     back: list[tuple[np.ndarray, np.ndarray]] = []
     for t in range(T):
-        nxt = np.tile(cand[t], len(last))
+        # candidates far below the slot's best cannot win: search only the plausible ones
+        keep = np.flatnonzero(net_lp[t] >= net_lp[t].max() - prune)
+        m = len(keep)
+        c_t = cand[t][keep]
+        nxt = np.tile(c_t, len(last))
         if tri:
-            trans = lm.score3(np.repeat(last2, M), np.repeat(last, M), nxt).reshape(len(last), M)
+            trans = lm.score3(np.repeat(last2, m), np.repeat(last, m), nxt).reshape(len(last), m)
         else:
-            trans = lm.score(np.repeat(last, M), nxt).reshape(len(last), M)
-        total = scores[:, None] + net_lp[t][None, :] + weight * trans
+            trans = lm.score(np.repeat(last, m), nxt).reshape(len(last), m)
+        total = scores[:, None] + net_lp[t][keep][None, :] + weight * trans
+        if use_lex:
+            words = lexicon.bonus
+            for i, h in enumerate(hist):
+                if h:
+                    for j, c in enumerate(c_t):
+                        ch = chars[c]
+                        b = max(words.get(h[-1:] + ch, 0.0), words.get(h[-2:] + ch, 0.0) if len(h) > 1 else 0.0,
+                                words.get(h + ch, 0.0) if len(h) > 2 else 0.0)
+                        if b:
+                            total[i, j] += lex_weight * b
         flat = total.ravel()
-        k = min(beam, int(np.isfinite(flat).sum()) or 1)
+        k = min(beam, flat.size)
         top = np.argpartition(-flat, k - 1)[:k] if k < flat.size else np.arange(flat.size)
         top = top[np.argsort(-flat[top])]
-        src, pick = top // M, top % M
+        src, pick = top // m, keep[top % m]
         back.append((src, pick))
         scores, last2, last = flat[top], last[src], cand[t][pick]
+        if use_lex:
+            hist = [(hist[i] + chars[c])[-3:] for i, c in zip(src, last)]
     end = np.full(len(last), V)
     scores = scores + weight * (lm.score3(last2, last, end) if tri else lm.score(last, end))
     order = np.argsort(-scores)[:nbest]

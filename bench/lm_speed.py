@@ -1,0 +1,70 @@
+"""Speed of the language stage on this machine: load + first conversion, batched throughput,
+and the cost of one streaming update of a 30-syllable segment.
+
+    .venv/bin/python bench/lm_speed.py [--model models/lm/lm.pt] [--threads 2]
+Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--data", default="data/text/test.jsonl")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    out = {}
+    # a fresh interpreter: imports + load + first conversion, as a user sees it
+    code = ("import time; t=time.perf_counter(); from asr_pinyin.lm import LanguageModel; "
+            f"lm=LanguageModel.load({args.model!r}); lm.convert('wo3 xiang3 qu4 bei3 jing1'); "
+            "print(time.perf_counter()-t)")
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                 cwd=ROOT).stdout) for _ in range(3)]
+    out["load_and_first_conversion_s"] = round(min(runs), 3)
+
+    import torch
+
+    from asr_pinyin.lm.data import read_jsonl
+    from asr_pinyin.lm.decode import LanguageModel
+
+    torch.set_num_threads(args.threads)
+    lm = LanguageModel.load(args.model)
+    rows = read_jsonl(args.data, 512)
+    inputs = [r["pinyin"] for r in rows]
+    lm.convert_batch(inputs[:64])
+    for name, ngram in (("with_ngram", lm.ngram), ("network_only", None)):
+        keep, lm.ngram = lm.ngram, ngram
+        t = time.perf_counter()
+        for i in range(0, len(inputs), 64):
+            lm.convert_batch(inputs[i:i + 64])
+        out[f"batched_sentences_per_second_{name}"] = round(len(inputs) / (time.perf_counter() - t), 1)
+        lm.ngram = keep
+    syls = [s for r in rows for s in r["pinyin"].split()]
+    times = []
+    for start in range(0, 600, 30):
+        stream = lm.create_stream()
+        stream.push(syls[start:start + 27])
+        t = time.perf_counter()
+        stream.push(syls[start + 27:start + 30])  # the update that brings the segment to 30 syllables
+        times.append(time.perf_counter() - t)
+        stream.finalize()
+    out["stream_update_30_syllables_ms_median"] = round(statistics.median(times) * 1000, 2)
+    out["stream_update_30_syllables_ms_p90"] = round(sorted(times)[int(0.9 * len(times))] * 1000, 2)
+    out["threads"] = args.threads
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
