@@ -290,14 +290,15 @@ def main() -> int:
                    "failed_sessions": r["failed_sessions"], "errors": sorted(set(r["errors"]))[:3],
                    "server_cpu_cores": round(cpu / wall, 2),
                    "server_rss_mb": round(s1["process_resident_memory_bytes"] / 2**20, 1),
-                   "server_cpu_s_per_audio_s": round(cpu / max(1e-9, s1["asr_audio_seconds_total"]
-                                                               - s0["asr_audio_seconds_total"]), 4),
+                   "server_cpu_s_per_speech_s": round(cpu / max(1e-9, s1["asr_audio_seconds_total"]
+                                                                - s0["asr_audio_seconds_total"]), 4),
                    "load_avg_1m": os.getloadavg()[0]}
             row["real_time"] = bool(row["partial_p95_ms"] is not None and row["partial_p95_ms"] <= 400
                                     and (row["final_p95_ms"] or 0) <= 300 and not r["failed_sessions"])
             if args.soak and len(rss) > 7:   # growth after a minute of warm-up
                 first = rss[6][1]
                 row["soak_rss_growth_pct"] = round(100 * (rss[-1][1] - first) / first, 2)
+                row["soak_rss_mb_every_60s"] = [round(b / 2**20) for _, b in rss[::6]]
             print(json.dumps(row, ensure_ascii=False), flush=True)
         return 0
     finally:
