@@ -43,25 +43,31 @@ def main() -> int:
     rows = read_jsonl(args.data, 512)
     inputs = [r["pinyin"] for r in rows]
     lm.convert_batch(inputs[:64])
-    for name, ngram in (("with_ngram", lm.ngram), ("network_only", None)):
-        keep, lm.ngram = lm.ngram, ngram
-        t = time.perf_counter()
+    for name, ngram, lex in (("full", lm.ngram, lm.lex_weight), ("no_word_bonus", lm.ngram, 0.0),
+                             ("network_only", None, 0.0)):
+        keep = lm.ngram, lm.lex_weight
+        lm.ngram, lm.lex_weight = ngram, lex
+        t, c = time.perf_counter(), time.process_time()
         for i in range(0, len(inputs), 64):
             lm.convert_batch(inputs[i:i + 64])
         out[f"batched_sentences_per_second_{name}"] = round(len(inputs) / (time.perf_counter() - t), 1)
-        lm.ngram = keep
+        out[f"batched_sentences_per_cpu_second_{name}"] = round(len(inputs) / (time.process_time() - c), 1)
+        lm.ngram, lm.lex_weight = keep
     syls = [s for r in rows for s in r["pinyin"].split()]
-    times = []
+    times, cpu = [], []
     for start in range(0, 600, 30):
         stream = lm.create_stream()
         stream.push(syls[start:start + 27])
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         stream.push(syls[start + 27:start + 30])  # the update that brings the segment to 30 syllables
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         stream.finalize()
+    out["stream_update_30_syllables_cpu_ms_median"] = round(statistics.median(cpu) * 1000, 2)
     out["stream_update_30_syllables_ms_median"] = round(statistics.median(times) * 1000, 2)
     out["stream_update_30_syllables_ms_p90"] = round(sorted(times)[int(0.9 * len(times))] * 1000, 2)
     out["threads"] = args.threads
+    out["load_average_1min"] = round(__import__("os").getloadavg()[0], 1)
     print(json.dumps(out))
     return 0
 

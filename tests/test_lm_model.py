@@ -199,3 +199,21 @@ def test_ngram_fusion(tiny, tmp_path):
     assert evaluate(fused, rows[:60])["char_accuracy"] > plain
     conv = fused.convert(rows[0]["pinyin"], nbest=4)
     assert len(conv.nbest) == 4 and len({t for t, _ in conv.nbest}) == 4 and conv.nbest[0][0] == conv.text
+
+
+def test_training_continues_from_shipped_model(tiny, tmp_path):
+    """A later run starts from the exported fp16 model (no optimizer state) and keeps its skill."""
+    from dataclasses import replace
+
+    from asr_pinyin.lm.export import export
+
+    lm, rows, d = tiny
+    shipped = tmp_path / "lm.pt"
+    export(d / "run" / "best.pt", shipped)
+    ck = torch.load(d / "run" / "last.pt", weights_only=False)
+    cfg = TrainConfig(**{**ck["train_cfg"], "model": ModelConfig(**ck["model_cfg"])})
+    cfg = replace(cfg, out_dir=str(tmp_path / "run2"), init_from=str(shipped), max_steps=4, eval_every=4,
+                  warmup_steps=2, lr=1e-4)
+    again = LanguageModel.load(train(cfg))
+    before = evaluate(lm, rows[:50])["char_accuracy"]
+    assert evaluate(again, rows[:50])["char_accuracy"] > before - 0.05

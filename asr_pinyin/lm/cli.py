@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help='JSONL with {"text", "pinyin"}')
     p.add_argument("--toneless", action="store_true")
     p.add_argument("--corrupt", type=float, default=0.0, help="fraction of slots given as confusable top-3")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="first N sentences")
+    p.add_argument("--sample", type=int, default=None, help="a seeded random sample of N sentences")
     p.add_argument("--model", default=None)
     p.add_argument("--ngram-weight", type=float, default=None, help="override the n-gram weight (0: network only)")
     p.add_argument("--lex-weight", type=float, default=None, help="override the word-bonus weight (0: off)")
@@ -88,7 +89,7 @@ def _convert(args) -> int:
         convs = lm.convert_batch(readings, hotwords=hws, nbest=max(1, args.nbest), toneless=args.toneless)
     except (PinyinError, LMInputError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
-    best = max(range(len(convs)), key=lambda i: _score(convs[i]) - 0.5 * i)
+    best = max(range(len(convs)), key=lambda i: _score(convs[i]) - 1.0 * i)
     conv = convs[best]
     if args.json:
         print(json.dumps({"text": conv.text, "pinyin": readings[best], "nbest": conv.nbest,
@@ -118,6 +119,11 @@ def _eval(args) -> int:
         return _fail("--corrupt must be between 0 and 1")
     try:
         rows = read_jsonl(args.data, args.limit)
+        if args.sample:
+            import random
+
+            random.Random(0).shuffle(rows)
+            rows = rows[:args.sample]
         lm = _load(args.model)
         if args.ngram_weight is not None:
             lm.ngram_weight = args.ngram_weight

@@ -50,6 +50,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this wall time (0: no limit)
     threads: int = 1  # CPU threads (the machine is shared)
     seed: int = 1234
+    init_from: str = ""  # start (not resume) from a shipped model's weights and vocabulary, e.g. models/lm/lm.pt
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -48,6 +48,14 @@ class Conversion:
     stable: int = 0  # streaming: how many leading chars are fixed (will not be revised)
 
 
+def _bf16_ok(device) -> bool:
+    """bf16 matmuls where they are fast (CUDA, CPUs with AVX512-BF16); same accuracy on dev."""
+    if device.type == "cuda":
+        return True
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check())
+
+
 class LanguageModel:
     def __init__(self, model: PinyinLM, chars: list[str], device=None, bf16: bool = False,
                  ngram: Bigram | None = None, ngram_weight: float = 0.5, uni_weight: float = 0.0):
@@ -76,7 +84,7 @@ class LanguageModel:
         ng = ck.get("ngram")
         if ngram:
             ng = torch.load(ngram, map_location="cpu", weights_only=False)["ngram"]
-        out = cls(model.to(device), ck["chars"], device, ngram=load_ngram(ng) if ng is not None else None,
+        out = cls(model.to(device), ck["chars"], device, bf16=_bf16_ok(device), ngram=load_ngram(ng) if ng is not None else None,
                    ngram_weight=float(ck.get("ngram_weight", 0.5)), uni_weight=float(ck.get("uni_weight", 0.0)))
         if lex is not None:
             out.lexicon, out.lex_weight = Lexicon.from_state(lex), float(ck.get("lex_weight", 0.0))
@@ -150,12 +158,13 @@ class LanguageModel:
         return self.convert_slots([to_slots(x, toneless) for x in inputs], hws, nbest, itn_numbers, punctuation)
 
     def convert_slots(self, batch: list[list[Slot]], hws=(), nbest: int = 1, itn_numbers: bool = True,
-                      punctuation: bool = True) -> list[Conversion]:
-        """Already normalised slots (`slots.to_slots`) and compiled hotwords -> conversions."""
-        return [self._finish(slots, *scores, hws, nbest, itn_numbers, punctuation)
+                      punctuation: bool = True, fast: bool = False) -> list[Conversion]:
+        """Already normalised slots (`slots.to_slots`) and compiled hotwords -> conversions.
+        `fast`: a narrower beam without the word bonus (streaming partials)."""
+        return [self._finish(slots, *scores, hws, nbest, itn_numbers, punctuation, fast)
                 for slots, scores in zip(batch, self._scores(batch))]
 
-    def _finish(self, slots, logits, punct, hws, nbest, itn_numbers, punctuation) -> Conversion:
+    def _finish(self, slots, logits, punct, hws, nbest, itn_numbers, punctuation, fast=False) -> Conversion:
         forced: dict[int, tuple[str, int, str]] = {}  # slot -> (hanzi, phrase start, phrase)
         for start, h in match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]):
             for j, ch in enumerate(h.text):
@@ -170,9 +179,9 @@ class LanguageModel:
         top_lp, top_id = top_lp.numpy(), top_id.numpy()
         pbest = punct.argmax(-1).tolist()
         if self.ngram is not None:
-            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, nbest=nbest,
-                                uni_weight=self.uni_weight, lexicon=self.lexicon, lex_weight=self.lex_weight,
-                                chars=self.chars)
+            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, beam=4 if fast else 8, nbest=nbest,
+                                uni_weight=self.uni_weight, lexicon=None if fast else self.lexicon,
+                                lex_weight=self.lex_weight, chars=self.chars)
         else:  # per-slot best, n-best from combinations of per-slot alternatives
             paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []

@@ -1,6 +1,6 @@
 """Hotwords / user dictionary: phrases boosted at decode time, matched through their pinyin.
 
-A hotword is hanzi with an optional weight (added to the hanzi's logits, default 4.0) and an
+A hotword is hanzi with an optional weight (added to the hanzi's logits, default 8.0) and an
 optional explicit pinyin. It applies wherever its toneless syllables match consecutive slots
 (any of a slot's top-k syllables counts), so it works for tonal, toneless and uncertain input
 and needs no retraining. Hanzi outside the model's vocabulary are written out when the rest of
@@ -15,7 +15,7 @@ from asr_pinyin.pinyin import PinyinError, parse_pinyin
 from .slots import LMInputError
 from .vocab import is_hanzi
 
-DEFAULT_WEIGHT = 4.0
+DEFAULT_WEIGHT = 8.0
 MAX_HOTWORDS = 5000
 
 

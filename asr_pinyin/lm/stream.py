@@ -32,7 +32,7 @@ class LMStream:
             if len(self.slots) + len(new) > MAX_SYLLABLES:
                 raise LMInputError(f"segment longer than {MAX_SYLLABLES} syllables: call finalize()")
             self.slots.extend(new)
-        self._decode()
+        self._decode(fast=True)
         return self._result(final=False)
 
     def finalize(self) -> Conversion:
@@ -42,7 +42,7 @@ class LMStream:
         self.slots, self.fixed, self.tail = [], [], []
         return out
 
-    def _decode(self):
+    def _decode(self, fast: bool = False):
         n = len(self.slots)
         if n == 0:
             self.tail = []
@@ -51,7 +51,7 @@ class LMStream:
         if start > len(self.fixed):  # slots leaving the window keep their last reading
             self.fixed.extend(self.tail[:start - len(self.fixed)])
         lo = max(0, start - self.context)
-        conv = self.lm.convert_slots([self.slots[lo:]], self.hotwords, 1, False, True)[0]
+        conv = self.lm.convert_slots([self.slots[lo:]], self.hotwords, 1, False, True, fast=fast)[0]
         self.tail = conv.chars[start - lo:]
 
     def _result(self, final: bool) -> Conversion:

@@ -72,9 +72,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     for extra in cfg.extra_train:
         rows += read_jsonl(extra)
     counts, pairs = corpus_counts(rows)
-    if state:
-        chars, prior = state["chars"], state["prior"]
-        mcfg = ModelConfig(**state["model_cfg"])
+    init = torch.load(cfg.init_from, map_location="cpu", weights_only=False) if cfg.init_from and not state else None
+    if state or init:
+        chars, prior = (state or init)["chars"], (state or init)["prior"]
+        mcfg = ModelConfig(**(state or init)["model_cfg"])
     else:
         chars = build_vocab(counts, cfg.min_char_count)
         prior = build_prior(chars, pairs)
@@ -92,6 +93,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     step, best, bad, epoch = 0, -1.0, 0, 0
+    if init:
+        model.load_state_dict({k: v.float() for k, v in init["state"].items()})
+        print(f"initialised from {cfg.init_from}", flush=True)
     if state:
         model.load_state_dict(state["state"])
         opt.load_state_dict(state["opt"])
