@@ -12,7 +12,7 @@ import torch
 from recognizer_fixtures import SENTENCES, silence, speech
 
 from asr_pinyin.recognizer.endpoint import (EndpointConfigError, Endpointer, EndpointRules,
-                                            SegmentAudio, SegmentEnd, SegmentStart)
+                                            SegmentAudio)
 from asr_pinyin.recognizer.resample import AudioFormatError, StreamResampler, decode_pcm
 from asr_pinyin.recognizer.workers import StageStopped, StageWorker
 

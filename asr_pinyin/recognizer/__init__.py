@@ -1,7 +1,7 @@
 """The recognizer: one API for every caller (server, CLI, tests). See recognizer.py."""
 from .endpoint import EndpointConfigError, EndpointRules
-from .recognizer import (Recognizer, RecognizerError, RecognizerOptions, Stream, StreamConfigError,
-                         StreamOptions, StreamStateError)
+from .recognizer import Recognizer, RecognizerOptions
+from .stream import RecognizerError, Stream, StreamConfigError, StreamOptions, StreamStateError
 from .resample import AudioFormatError
 from .results import Char, Final, Partial, StreamError, Syllable
 

@@ -141,7 +141,7 @@ class Endpointer:
         r = self.rules
         pcm = (np.clip(frame, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         speech = self.vad.is_speech(pcm, SAMPLE_RATE)
-        start, end = self.pos, self.pos + self.frame
+        end = self.pos + self.frame
         self.pos = end
         self._window.append(speech)
         if not self.in_segment:

@@ -1,7 +1,6 @@
 """`asr-pinyin serve`: the websocket server (protocol in docs/PROTOCOL.md)."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 

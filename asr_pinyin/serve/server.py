@@ -23,7 +23,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
-from asr_pinyin.recognizer import (Final, Partial, Recognizer, StreamConfigError, StreamError,
+from asr_pinyin.recognizer import (Final, Recognizer, StreamConfigError, StreamError,
                                    StreamOptions)
 from asr_pinyin.recognizer.resample import AudioFormatError, decode_pcm
 
