@@ -200,3 +200,14 @@ def test_batched_acoustic_matches_acoustic_stream(rec):
             hyp[j] = h
     assert [[(s.pinyin, s.start, s.end) for s in h] for h in hyp] == ref
     assert any(ref)
+
+
+def test_callback_gets_every_result_and_the_stream_keeps_none(rec, audio):
+    got = []
+    s = rec.create_stream(on_result=got.append)
+    for i in range(0, len(audio), 4000):
+        s.accept_waveform(16000, audio[i:i + 4000])
+    s.input_finished()
+    assert s.wait(30)
+    assert s.results() == []    # a long server session must not accumulate results
+    assert texts(got) == texts(rec.transcribe(audio)) and any(isinstance(r, Partial) for r in got)

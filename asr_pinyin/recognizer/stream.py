@@ -179,7 +179,9 @@ class Stream:
 
     # ---- output --------------------------------------------------------------------------
     def results(self, block: bool = False, timeout: float | None = None) -> list:
-        """Results so far (removed from the stream); with block, wait for one or for the end."""
+        """Results so far (removed from the stream); with block, wait for one or for the end.
+
+        Streams made with an `on_result` callback hand every result to it instead."""
         with self._cond:
             if block:
                 self._cond.wait_for(lambda: self._results or self.done or self.closed, timeout)
@@ -358,9 +360,7 @@ class Stream:
                 reason = item.reason.replace("empty_forced", "forced")
                 result = Final(-1, "", [], at, at, at, 0.0, reason, [], latency)
             if result is not None:
-                self._results.append(result)
-                if self.on_result:  # under the lock: delivered before `done` can be seen
-                    self.on_result(result)
+                self._deliver(result)
             self._cond.notify_all()
         if self.done:
             self.rec._forget(self)
@@ -391,7 +391,14 @@ class Stream:
     def _fail(self, code: str, message: str) -> None:
         self.error = StreamError(code, message)
         self._am_queue.clear()
-        self._results.append(self.error)
+        self._deliver(self.error)
         self._cond.notify_all()
+
+    def _deliver(self, result) -> None:
+        """To the callback if there is one (then `results()` stays empty: a long session must not
+        keep every partial), else to the queue `results()` reads. Called under the lock, so a
+        result is handed over before `done` can be seen."""
         if self.on_result:
-            self.on_result(self.error)
+            self.on_result(result)
+        else:
+            self._results.append(result)
