@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import ModelConfig
 from .hotwords import compile_hotwords, match_hotwords
 from .itn import itn
 from .model import PinyinLM
-from .ngram import Bigram, Lexicon, beam_search, load_ngram
+from .ngram import Bigram, Lexicon, beam_search_batch, load_ngram, unpack
 from .slots import LMInputError, Slot, to_slots
 from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
 
@@ -87,7 +88,7 @@ class LanguageModel:
         out = cls(model.to(device), ck["chars"], device, bf16=_bf16_ok(device), ngram=load_ngram(ng) if ng is not None else None,
                    ngram_weight=float(ck.get("ngram_weight", 0.5)), uni_weight=float(ck.get("uni_weight", 0.0)))
         if lex is not None:
-            out.lexicon, out.lex_weight = Lexicon.from_state(lex), float(ck.get("lex_weight", 0.0))
+            out.lexicon, out.lex_weight = Lexicon.from_state(unpack(lex)), float(ck.get("lex_weight", 0.0))
         return out
 
     # ---- tensors -------------------------------------------------------------------------
@@ -161,10 +162,23 @@ class LanguageModel:
                       punctuation: bool = True, fast: bool = False) -> list[Conversion]:
         """Already normalised slots (`slots.to_slots`) and compiled hotwords -> conversions.
         `fast`: a narrower beam without the word bonus (streaming partials)."""
-        return [self._finish(slots, *scores, hws, nbest, itn_numbers, punctuation, fast)
-                for slots, scores in zip(batch, self._scores(batch))]
+        preps = [self._prepare(slots, *scores, hws) for slots, scores in zip(batch, self._scores(batch))]
+        paths = [None] * len(batch)
+        if self.ngram is not None:
+            M = preps[0][0].shape[1]
+            lengths = np.array([len(s) for s in batch])
+            cand = np.zeros((len(batch), lengths.max(), M), dtype=np.int64)
+            lp = np.full(cand.shape, -np.inf, dtype=np.float32)
+            for b, (top_lp, top_id, _, _) in enumerate(preps):
+                cand[b, :len(top_id)], lp[b, :len(top_lp)] = top_id, top_lp
+            paths = beam_search_batch(cand, lp, lengths, self.ngram, self.ngram_weight, beam=4 if fast else 8,
+                                      nbest=nbest, uni_weight=self.uni_weight,
+                                      lexicon=None if fast else self.lexicon, lex_weight=self.lex_weight)
+        return [self._finish(slots, prep, path, nbest, itn_numbers, punctuation)
+                for slots, prep, path in zip(batch, preps, paths)]
 
-    def _finish(self, slots, logits, punct, hws, nbest, itn_numbers, punctuation, fast=False) -> Conversion:
+    def _prepare(self, slots, logits, punct, hws):
+        """Hotword biases, then the top candidates per slot: (log-probs, ids, punct classes, forced)."""
         forced: dict[int, tuple[str, int, str]] = {}  # slot -> (hanzi, phrase start, phrase)
         for start, h in match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]):
             for j, ch in enumerate(h.text):
@@ -177,12 +191,11 @@ class LanguageModel:
         logp = logits.log_softmax(-1)
         top_lp, top_id = logp.topk(min(N_CAND, logp.shape[-1]), dim=-1)
         top_lp, top_id = top_lp.numpy(), top_id.numpy()
-        pbest = punct.argmax(-1).tolist()
-        if self.ngram is not None:
-            paths = beam_search(top_id, top_lp, self.ngram, self.ngram_weight, beam=4 if fast else 8, nbest=nbest,
-                                uni_weight=self.uni_weight, lexicon=None if fast else self.lexicon,
-                                lex_weight=self.lex_weight, chars=self.chars)
-        else:  # per-slot best, n-best from combinations of per-slot alternatives
+        return top_lp, top_id, punct.argmax(-1).tolist(), forced
+
+    def _finish(self, slots, prep, paths, nbest, itn_numbers, punctuation) -> Conversion:
+        top_lp, top_id, pbest, forced = prep
+        if paths is None:  # no n-gram: per-slot best, n-best from combinations of alternatives
             paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []
         for t, slot in enumerate(slots):

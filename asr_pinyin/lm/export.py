@@ -23,7 +23,7 @@ def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = Non
     if lex_weight:
         from .ngram import Lexicon
 
-        keep["lexicon"] = Lexicon.from_jieba().state()
+        keep["lexicon"] = pack(Lexicon.from_jieba(ck["chars"]))
         keep["lex_weight"] = lex_weight
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(keep, out)

@@ -120,13 +120,16 @@ class Trigram:
 class Lexicon:
     """Words (2-4 hanzi) with a bonus for completing one in the beam: the word's association
     log P(word) - sum log P(hanzi) from jieba's word counts (a 60 M-word corpus, MIT), i.e. what a
-    big word-segmented corpus knows beyond our 9 M-hanzi training text."""
+    big word-segmented corpus knows beyond our 9 M-hanzi training text. Words are stored as
+    sorted integer keys over hanzi ids (base V + 1), one array per length, for vectorised lookup."""
 
-    def __init__(self, bonus: dict[str, float]):
-        self.bonus = bonus
+    def __init__(self, keys: dict[int, np.ndarray], bonus: dict[int, np.ndarray], n_chars: int):
+        self.keys = {L: np.asarray(k, dtype=np.int64) for L, k in keys.items()}
+        self.bonus = {L: np.asarray(v, dtype=np.float32) for L, v in bonus.items()}
+        self.V = n_chars
 
     @classmethod
-    def from_jieba(cls, min_count: int = 5, cap: float = 12.0) -> "Lexicon":
+    def from_jieba(cls, chars: list[str], min_count: int = 5, cap: float = 12.0) -> "Lexicon":
         import math
         import os
 
@@ -140,38 +143,60 @@ class Lexicon:
                     freq[parts[0]] = int(parts[1])
         total = sum(freq.values())
         single = {w: math.log(n / total) for w, n in freq.items() if len(w) == 1}
-        out = {}
+        cid = {c: i for i, c in enumerate(chars)}
+        V1 = len(chars) + 1
+        by_len: dict[int, dict[int, float]] = {2: {}, 3: {}, 4: {}}
         for w, n in freq.items():
-            if 2 <= len(w) <= 4 and n >= min_count and all(c in single for c in w):
+            if 2 <= len(w) <= 4 and n >= min_count and all(c in single and c in cid for c in w):
                 pmi = math.log(n / total) - sum(single[c] for c in w)
                 if pmi > 0:
-                    out[w] = min(pmi, cap)
-        return cls(out)
+                    key = 0
+                    for c in w:
+                        key = key * V1 + cid[c]
+                    by_len[len(w)][key] = min(pmi, cap)
+        keys = {L: np.array(sorted(d), dtype=np.int64) for L, d in by_len.items()}
+        return cls(keys, {L: np.array([by_len[L][k] for k in keys[L]]) for L in keys}, len(chars))
 
-    def state(self):
-        import torch
+    def lookup(self, hist: list[np.ndarray], nxt: np.ndarray) -> np.ndarray:
+        """Bonus of the best word ending with `nxt` after history `hist` = [h1 (last), h2, h3]."""
+        V1 = self.V + 1
+        out = np.zeros(nxt.shape, dtype=np.float32)
+        key = hist[0].astype(np.int64) * V1 + nxt
+        for L in (2, 3, 4):
+            if L > 2:
+                key = key + hist[L - 2].astype(np.int64) * V1 ** (L - 1)
+            k = self.keys[L]
+            pos = np.searchsorted(k, key).clip(max=len(k) - 1)
+            out = np.maximum(out, np.where(k[pos] == key, self.bonus[L][pos], 0.0))
+        return out
 
-        words = list(self.bonus)
-        return {"words": torch.frombuffer(bytearray("\n".join(words).encode("utf-8")), dtype=torch.uint8),
-                "bonus": torch.tensor([self.bonus[w] for w in words], dtype=torch.float16)}
+    def __contains__(self, ids) -> bool:
+        V1, key = self.V + 1, 0
+        for c in ids:
+            key = key * V1 + c
+        k = self.keys.get(len(ids))
+        return k is not None and len(k) > 0 and k[min(np.searchsorted(k, key), len(k) - 1)] == key
+
+    def state(self) -> dict:
+        return {"n_chars": self.V, **{f"keys{L}": self.keys[L] for L in self.keys},
+                **{f"bonus{L}": self.bonus[L].astype(np.float16) for L in self.bonus}}
 
     @classmethod
-    def from_state(cls, st) -> "Lexicon":
-        words = st["words"].numpy().tobytes().decode("utf-8").split("\n")
-        return cls(dict(zip(words, st["bonus"].float().tolist())))
+    def from_state(cls, st: dict) -> "Lexicon":
+        return cls({L: st[f"keys{L}"] for L in (2, 3, 4)}, {L: st[f"bonus{L}"] for L in (2, 3, 4)}, int(st["n_chars"]))
 
 
 def pack(model):
-    """An n-gram's state as .npz bytes in a uint8 tensor (torch.save pickles numpy arrays and
+    """A model's `state()` as .npz bytes in a uint8 tensor (torch.save pickles numpy arrays and
     bytes with protocol 2, which inflates them by ~40 %)."""
-    import torch
-
     import io
+
+    import torch
 
     flat = {}
     for k, v in model.state().items():
         if isinstance(v, dict):
-            flat.update({f"bigram.{k2}": np.asarray(v2) for k2, v2 in v.items()})
+            flat.update({f"{k}.{k2}": np.asarray(v2) for k2, v2 in v.items()})
         else:
             flat[k] = np.asarray(v)
     buf = io.BytesIO()
@@ -179,80 +204,101 @@ def pack(model):
     return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
 
 
-def load_ngram(packed):
+def unpack(packed) -> dict:
     import io
 
-    if not isinstance(packed, dict):
-        with np.load(io.BytesIO(packed.numpy().tobytes())) as z:
-            flat = {k: z[k] for k in z.files}
-        st = {k: v for k, v in flat.items() if not k.startswith("bigram.")}
-        sub = {k[7:]: v for k, v in flat.items() if k.startswith("bigram.")}
-        if sub:
-            st["bigram"] = sub
-        for d in (st, sub):
-            if "n_chars" in d:
-                d["n_chars"] = int(d["n_chars"])
-    else:
-        st = packed
+    if isinstance(packed, dict):
+        return packed
+    with np.load(io.BytesIO(packed.numpy().tobytes())) as z:
+        flat = {k: z[k] for k in z.files}
+    st: dict = {}
+    for k, v in flat.items():
+        v = int(v) if k.endswith("n_chars") else v
+        if "." in k:
+            outer, inner = k.split(".", 1)
+            st.setdefault(outer, {})[inner] = v
+        else:
+            st[k] = v
+    return st
+
+
+def load_ngram(packed):
+    st = unpack(packed)
     return Trigram.from_state(st) if "bigram" in st else Bigram.from_state(st)
 
 
-def beam_search(cand: np.ndarray, net_lp: np.ndarray, lm, weight: float, beam: int = 8,
-                nbest: int = 1, uni_weight: float = 0.0, prune: float = 12.0, lexicon: Lexicon | None = None,
-                lex_weight: float = 0.0, chars: list[str] | None = None) -> list[tuple[list[int], float]]:
-    """cand/net_lp [T, M]: per-slot candidate hanzi ids and network log-probs (-inf = none).
-    Score: net - uni_weight * log P(hanzi) + weight * log P_ngram. Returns up to `nbest`
-    (candidate index per slot, fused score), best first."""
-    T, M = cand.shape
-    if uni_weight:
-        uni = (lm.bigram if hasattr(lm, "bigram") else lm).uni
-        net_lp = net_lp - uni_weight * uni[cand]
-    beam = max(beam, nbest)
+def beam_search_batch(cand: np.ndarray, net_lp: np.ndarray, lengths: np.ndarray, lm, weight: float,
+                      beam: int = 8, nbest: int = 1, uni_weight: float = 0.0, prune: float = 12.0,
+                      lexicon: Lexicon | None = None, lex_weight: float = 0.0) -> list[list[tuple[list[int], float]]]:
+    """Beam search for a batch in lockstep (numpy over [B, beam, M] per step).
+
+    cand/net_lp [B, T, M]: per-slot candidate hanzi ids and network log-probs (-inf = none);
+    lengths [B]. Score: net - uni_weight * log P(hanzi) + weight * log P_ngram (+ lex_weight *
+    word bonus). Returns per sentence up to `nbest` (candidate index per slot, score), best first.
+    """
+    B, T, M = cand.shape
     V = lm.V
-    scores = np.zeros(1)
-    last, last2 = np.array([V]), np.array([V])
-    use_lex = lexicon is not None and lex_weight > 0 and chars is not None
-    hist = [""]  # last 3 hanzi of each hypothesis (for the lexicon)
+    base = lm.bigram if hasattr(lm, "bigram") else lm
+    if uni_weight:
+        net_lp = net_lp - uni_weight * base.uni[cand]
+    # candidates far below their slot's best cannot win
+    net_lp = np.where(net_lp >= net_lp.max(-1, keepdims=True) - prune, net_lp, -np.inf)
+    beam = max(beam, nbest)
+    scores = np.full((B, beam), -np.inf)
+    scores[:, 0] = 0.0
+    h = [np.full((B, beam), V, dtype=np.int64) for _ in range(3)]  # last, second last, third last
+    src_hist = np.zeros((T, B, beam), dtype=np.int64)
+    pick_hist = np.zeros((T, B, beam), dtype=np.int64)
     tri = hasattr(lm, "score3")
-    back: list[tuple[np.ndarray, np.ndarray]] = []
+    use_lex = lexicon is not None and lex_weight > 0
+    keep_src = np.broadcast_to(np.arange(beam), (B, beam))
     for t in range(T):
-        # candidates far below the slot's best cannot win: search only the plausible ones
-        keep = np.flatnonzero(net_lp[t] >= net_lp[t].max() - prune)
-        m = len(keep)
-        c_t = cand[t][keep]
-        nxt = np.tile(c_t, len(last))
+        c = np.broadcast_to(cand[:, t, None, :], (B, beam, M))
+        p1 = np.broadcast_to(h[0][:, :, None], (B, beam, M))
         if tri:
-            trans = lm.score3(np.repeat(last2, m), np.repeat(last, m), nxt).reshape(len(last), m)
+            p2 = np.broadcast_to(h[1][:, :, None], (B, beam, M))
+            trans = lm.score3(p2.ravel(), p1.ravel(), c.ravel()).reshape(B, beam, M)
         else:
-            trans = lm.score(np.repeat(last, m), nxt).reshape(len(last), m)
-        total = scores[:, None] + net_lp[t][keep][None, :] + weight * trans
+            trans = lm.score(p1.ravel(), c.ravel()).reshape(B, beam, M)
+        total = scores[:, :, None] + net_lp[:, t, None, :] + weight * trans
         if use_lex:
-            words = lexicon.bonus
-            for i, h in enumerate(hist):
-                if h:
-                    for j, c in enumerate(c_t):
-                        ch = chars[c]
-                        b = max(words.get(h[-1:] + ch, 0.0), words.get(h[-2:] + ch, 0.0) if len(h) > 1 else 0.0,
-                                words.get(h + ch, 0.0) if len(h) > 2 else 0.0)
-                        if b:
-                            total[i, j] += lex_weight * b
-        flat = total.ravel()
-        k = min(beam, flat.size)
-        top = np.argpartition(-flat, k - 1)[:k] if k < flat.size else np.arange(flat.size)
-        top = top[np.argsort(-flat[top])]
-        src, pick = top // m, keep[top % m]
-        back.append((src, pick))
-        scores, last2, last = flat[top], last[src], cand[t][pick]
-        if use_lex:
-            hist = [(hist[i] + chars[c])[-3:] for i, c in zip(src, last)]
-    end = np.full(len(last), V)
-    scores = scores + weight * (lm.score3(last2, last, end) if tri else lm.score(last, end))
-    order = np.argsort(-scores)[:nbest]
+            hist = [np.broadcast_to(x[:, :, None], (B, beam, M)).ravel() for x in h]
+            total = total + lex_weight * lexicon.lookup(hist, c.ravel()).reshape(B, beam, M)
+        flat = total.reshape(B, beam * M)
+        top = np.argpartition(-flat, beam - 1, axis=1)[:, :beam] if beam < flat.shape[1] else \
+            np.broadcast_to(np.arange(flat.shape[1]), (B, flat.shape[1]))
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1), 1)
+        new_scores = np.take_along_axis(flat, top, 1)
+        src, pick = top // M, top % M
+        active = (t < lengths)[:, None]
+        src = np.where(active, src, keep_src)
+        src_hist[t], pick_hist[t] = src, pick
+        last = np.take_along_axis(cand[:, t, :], pick, 1)
+        h = [np.where(active, last, h[0]), np.where(active, np.take_along_axis(h[0], src, 1), h[1]),
+             np.where(active, np.take_along_axis(h[1], src, 1), h[2])]
+        scores = np.where(active, new_scores, scores)
+    end = np.full((B, beam), V)
+    final = scores + weight * (lm.score3(h[1].ravel(), h[0].ravel(), end.ravel()) if tri
+                               else lm.score(h[0].ravel(), end.ravel())).reshape(B, beam)
     out = []
-    for b in order:
-        path, i = [], int(b)
-        for src, pick in reversed(back):
-            path.append(int(pick[i]))
-            i = int(src[i])
-        out.append((path[::-1], float(scores[b])))
+    for b in range(B):
+        n = int(lengths[b])
+        res = []
+        for i in np.argsort(-final[b])[:nbest]:
+            if not np.isfinite(final[b, i]):
+                break
+            path, j = [], int(i)
+            for t in range(n - 1, -1, -1):
+                path.append(int(pick_hist[t, b, j]))
+                j = int(src_hist[t, b, j])
+            res.append((path[::-1], float(final[b, i])))
+        out.append(res)
     return out
+
+
+def beam_search(cand: np.ndarray, net_lp: np.ndarray, lm, weight: float, beam: int = 8, nbest: int = 1,
+                uni_weight: float = 0.0, prune: float = 12.0, lexicon: Lexicon | None = None,
+                lex_weight: float = 0.0, **_) -> list[tuple[list[int], float]]:
+    """One sentence: cand/net_lp [T, M] (see `beam_search_batch`)."""
+    return beam_search_batch(cand[None], net_lp[None], np.array([len(cand)]), lm, weight, beam, nbest,
+                             uni_weight, prune, lexicon, lex_weight)[0]

@@ -34,7 +34,11 @@ def _syllable(s: str) -> str:
 def to_slots(inp, toneless: bool = False) -> list[Slot]:
     """Normalise one input (see module doc) to slots; `toneless` drops every tone."""
     if isinstance(inp, str):
-        slots = [[(s, 1.0)] for s in parse_pinyin(inp)]
+        words = inp.split()
+        if words and all(w in TONAL_SET or w in TONELESS_SET for w in words):
+            slots = [[(w, 1.0)] for w in words]  # already canonical: skip the general reader
+        else:
+            slots = [[(s, 1.0)] for s in parse_pinyin(inp)]
     elif isinstance(inp, Sequence):
         if len(inp) > MAX_SYLLABLES:
             raise LMInputError(f"{len(inp)} syllables: at most {MAX_SYLLABLES} per call (split the input)")
