@@ -194,7 +194,8 @@ def test_ngram_fusion(tiny, tmp_path):
     export(d / "run" / "best.pt", out, ngram_from=str(d / "train.jsonl"), ngram_weight=0.8, lex_weight=0.3)
     fused = LanguageModel.load(out)
     assert fused.ngram is not None and fused.ngram_weight == 0.8 and fused.lexicon is not None
-    assert fused.lexicon.bonus["中国"] > 0
+    assert [fused.char_id["中"], fused.char_id["国"]] in fused.lexicon
+    assert [fused.char_id["国"], fused.char_id["中"]] not in fused.lexicon
     plain = evaluate(lm, rows[:60])["char_accuracy"]
     assert evaluate(fused, rows[:60])["char_accuracy"] > plain
     conv = fused.convert(rows[0]["pinyin"], nbest=4)
