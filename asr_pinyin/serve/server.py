@@ -290,6 +290,11 @@ class AsrServer:
                     "models": {"acoustic": type(self.recognizer.am).__name__,
                                "language": type(self.recognizer.lm).__name__}}
             return _response(200 if ok else 503, json.dumps(body), "application/json")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            from asr_pinyin.web import lookup   # the dictation page and its files (docs/CLIENTS.md)
+            page = lookup(path)
+            if page is not None:
+                return _response(200, *page)
         if not self._authorized(request):
             self._refuse("unauthorized")
             return _response(401, "missing or wrong token\n", "text/plain; charset=utf-8")
@@ -343,7 +348,7 @@ class AsrServer:
 
 def _response(status: int, body: str, content_type: str) -> Response:
     reason = {200: "OK", 401: "Unauthorized", 503: "Service Unavailable"}[status]
-    data = body.encode()
+    data = body.encode() if isinstance(body, str) else body
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))),
                        ("Cache-Control", "no-store")])
     return Response(status, reason, headers, data)
