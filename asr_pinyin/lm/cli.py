@@ -68,10 +68,15 @@ def _load(path):
 
 
 def _hotwords(specs):
+    from .slots import LMInputError
+
     out = []
     for s in specs:
         text, _, w = s.partition(":")
-        out.append((text, float(w)) if w else text)
+        try:
+            out.append((text, float(w)) if w else text)
+        except ValueError:
+            raise LMInputError(f"hotword {s!r}: weight {w!r} is not a number") from None
     return out
 
 
@@ -81,12 +86,14 @@ def _convert(args) -> int:
     from .slots import LMInputError
 
     text = " ".join(args.text)
+    if not 1 <= args.nbest <= 100:
+        return _fail("--nbest must be from 1 to 100")
     try:
         lm = _load(args.model)
         hws = _hotwords(args.hotword)
         # run-together keystrokes can split several ways: let the model pick among the best few
         readings = segmentations(text, limit=3, toneless=args.toneless)
-        convs = lm.convert_batch(readings, hotwords=hws, nbest=max(1, args.nbest), toneless=args.toneless)
+        convs = lm.convert_batch(readings, hotwords=hws, nbest=args.nbest, toneless=args.toneless)
     except (PinyinError, LMInputError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
     best = max(range(len(convs)), key=lambda i: _score(convs[i]) - 1.0 * i)
