@@ -56,7 +56,16 @@ def test_one_final_per_sentence_with_times(rec, audio):
 def test_streaming_equals_offline_for_any_packets(rec, audio):
     offline = texts(rec.transcribe(audio))
     assert texts(feed(rec, audio, packet=320)) == offline
-    assert texts(feed(rec, audio, packet=4999, kind="int16")) == offline
+    # int16 packets: compared with offline decoding of the same int16 samples (quantizing
+    # changes the features, and a tiny model may flip a near-tie on different input)
+    q = (audio * 32767).astype(np.int16)
+    offline_q = texts(rec.transcribe(q))
+    s = rec.create_stream(StreamOptions())
+    for i in range(0, len(q), 4999):
+        s.accept_waveform(16000, q[i:i + 4999])
+    s.input_finished()
+    assert s.wait(60)
+    assert texts(s.results()) == offline_q
 
 
 @pytest.mark.parametrize("sr", [8000, 44100])
