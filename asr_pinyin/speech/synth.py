@@ -223,14 +223,14 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
 
 
 def _run(args, jobs):
-    """Yield results in completion order; one process inline, else a pool of `jobs` workers."""
-    if jobs <= 1:
-        _worker_init()
-        for a in args:
-            yield render(*a)
-        return
+    """Yield results in completion order from a pool of `jobs` worker processes.
+
+    Workers come from a forkserver, never from a fork of this process: the espeak path forks
+    once per utterance, and a fork of a process that runs other threads (torch's pools, a
+    server, a test suite's workers) can inherit a held lock and hang forever.
+    """
     import multiprocessing as mp
-    with mp.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
+    with mp.get_context("forkserver").Pool(max(1, jobs), initializer=_worker_init) as pool:
         yield from pool.imap_unordered(_render_star, args, chunksize=1)
 
 
