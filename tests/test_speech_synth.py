@@ -50,6 +50,16 @@ def test_default_recipe_sizes():
 
 
 def test_same_seed_same_bytes_any_jobs_and_across_resume(tmp_path):
+    # In a fresh interpreter: the build forks per utterance, and inside a long test session
+    # (threads of servers and torch pools from earlier tests) a pool worker hung in CI.
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, 'tests'); "
+            f"from test_speech_synth import check_determinism; check_determinism(Path({str(tmp_path)!r}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=500,
+                       cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+
+
+def check_determinism(tmp_path):
     a = build(tmp_path / "a", None, "tiny", jobs=1, seed=5, engines=ESPEAK, noisy=False, limit=N)
     b = build(tmp_path / "b", None, "tiny", jobs=2, seed=5, engines=ESPEAK, noisy=False, limit=N)
     assert a["made"] == b["made"] == N and a["failed"] == 0
