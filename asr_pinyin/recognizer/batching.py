@@ -18,18 +18,19 @@ import torch.nn.functional as F
 from asr_pinyin.acoustic.decode import BLANK, UNITS, slot_alternatives
 from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFbank
 
+from asr_pinyin.acoustic.model import rope, rope_angles
+
 from .results import Syllable
 from .stages import AmJob
 
 
 def rope_batch(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """asr_pinyin.acoustic.model.rope with positions per batch row: x (B,H,T,Dh), pos (B,T)."""
-    half = x.shape[-1] // 2
-    freq = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    ang = pos.to(torch.float32)[:, None, :, None] * freq
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    """The acoustic model's rotary embedding with positions per batch row: x (B,H,T,Dh), pos (B,T).
+
+    Uses `rope_angles` (float64 angles) so batched streams match `AcousticStream` even hours in.
+    """
+    cos, sin = rope_angles(pos, x.shape[-1])
+    return rope(x, (cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)))
 
 
 @torch.no_grad()
