@@ -53,3 +53,30 @@ def test_spec_augment_masks_with_given_value():
     x = torch.randn(3, 200, 80)
     y = spec_augment(x, AugmentConfig(freq_masks=2, time_masks=2), mask_value=7.0)
     assert y.shape == x.shape and (y == 7.0).any() and (y == x).float().mean() > 0.5
+
+
+def test_sortagrad_keeps_batches_shortest_first_and_loses_none():
+    rng = np.random.default_rng(0)
+    utts = [Utt(str(i), "", "", float(d), [1]) for i, d in enumerate(rng.uniform(0.5, 9.0, 300))]
+    batches = dynamic_batches(utts, 30.0, epoch=0, seed=1, sortagrad=True)
+    longest = [max(utts[i].duration for i in b) for b in batches]
+    assert longest == sorted(longest)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    shuffled = [max(utts[i].duration for i in b) for b in dynamic_batches(utts, 30.0, 0, 1)]
+    assert shuffled != sorted(shuffled)
+
+
+def test_clean_batches_skip_noise_and_room(tmp_path):
+    import soundfile as sf
+
+    from asr_pinyin.acoustic.dataset import TrainSet
+
+    wave = (np.sin(np.arange(16000) / 7.0) * 0.3).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, 16000)
+    utts = [Utt("a", str(tmp_path / "a.wav"), "ni3", 1.0, [1])]
+    cfg = AugmentConfig(speed=[1.0], noise_prob=1.0, reverb_prob=1.0, snr_db=[5.0, 5.0])
+    ds = TrainSet(utts, [[0], [0]], cfg, clean_batches=1)
+    clean, noisy = ds[0][0], ds[1][0]
+    plain = TrainSet(utts, [[0]], None)[0][0]
+    assert torch.allclose(clean, plain, atol=1e-4)
+    assert (noisy - plain).abs().mean() > 0.1

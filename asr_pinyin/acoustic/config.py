@@ -81,6 +81,8 @@ class TrainConfig:
     threads: int = 2
     seed: int = 1234
     time_limit_s: float = 0.0        # >0: stop (after a checkpoint) once this much wall time is spent
+    sortagrad: bool = False          # first epoch shortest-first (escapes the CTC blank plateau sooner)
+    augment_after: int = 0           # steps before noise, rooms and SpecAugment start (speed from 0)
     init_from: str = ""              # fine-tuning: start from this checkpoint's weights and CMVN
 
 

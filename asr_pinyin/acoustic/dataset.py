@@ -89,8 +89,12 @@ def load_wave(path: str) -> np.ndarray:
 
 
 def dynamic_batches(utts: list[Utt], batch_seconds: float, epoch: int, seed: int, rank: int = 0,
-                    world: int = 1) -> list[list[int]]:
-    """Index batches of at most `batch_seconds` audio (>= 1 utt), same list on every rank, then dealt."""
+                    world: int = 1, sortagrad: bool = False) -> list[list[int]]:
+    """Index batches of at most `batch_seconds` audio (>= 1 utt), same list on every rank, then dealt.
+
+    `sortagrad` (DeepSpeech 2): keep the batches shortest-first instead of shuffling. Used for the
+    first epoch, where short utterances get CTC out of its all-blank plateau sooner.
+    """
     rng = np.random.default_rng(seed + epoch)
     order = sorted(range(len(utts)), key=lambda i: (utts[i].duration, rng.random()))
     batches, cur, longest = [], [], 0.0
@@ -103,7 +107,8 @@ def dynamic_batches(utts: list[Utt], batch_seconds: float, epoch: int, seed: int
         longest = max(longest, d)
     if cur:
         batches.append(cur)
-    rng.shuffle(batches)
+    if not sortagrad:
+        rng.shuffle(batches)
     if world > 1:
         batches = batches[: len(batches) // world * world][rank::world]
     return batches
@@ -152,8 +157,10 @@ class TrainSet(torch.utils.data.Dataset):
     """One item = one whole batch (the batch sampler lives in `dynamic_batches`)."""
 
     def __init__(self, utts: list[Utt], batches: list[list[int]], aug: AugmentConfig | None,
-                 n_mels: int = 80, seed: int = 0):
+                 n_mels: int = 80, seed: int = 0, clean_batches: int = 0):
+        """`clean_batches`: the first this many batches get speed perturbation only (no noise/room)."""
         self.utts, self.batches, self.aug, self.n_mels, self.seed = utts, batches, aug, n_mels, seed
+        self.clean_batches = clean_batches
         self.extra = None
         if aug is not None and aug.callable:
             mod, _, fn = aug.callable.partition(":")
@@ -164,7 +171,7 @@ class TrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def features(self, u: Utt, rng: np.random.Generator) -> torch.Tensor:
+    def features(self, u: Utt, rng: np.random.Generator, clean: bool = False) -> torch.Tensor:
         wave = load_wave(u.audio)
         if self.aug is not None:
             import torchaudio.functional as AF
@@ -172,7 +179,7 @@ class TrainSet(torch.utils.data.Dataset):
             factor = float(rng.choice(self.aug.speed)) if self.aug.speed else 1.0
             if factor != 1.0:
                 wave = AF.speed(torch.from_numpy(wave), SAMPLE_RATE, factor)[0].numpy()
-            if self.extra is not None:
+            if self.extra is not None and not clean:
                 wave = self.extra(wave, SAMPLE_RATE, rng)
         return fbank(wave, self.n_mels)
 
@@ -182,7 +189,7 @@ class TrainSet(torch.utils.data.Dataset):
         for i in self.batches[b]:
             u = self.utts[i]
             try:
-                f = self.features(u, rng)
+                f = self.features(u, rng, clean=b < self.clean_batches)
             except Exception:         # unreadable file: skip it, the batch goes on
                 continue
             feats.append(f)

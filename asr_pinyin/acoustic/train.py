@@ -151,7 +151,8 @@ class Trainer:
             return None
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, tc)
-        x = spec_augment(x, self.cfg.augment, float(model.cmvn.mean.mean()))
+        if self.step >= tc.augment_after:
+            x = spec_augment(x, self.cfg.augment, float(model.cmvn.mean.mean()))
         chunk, left = sample_chunk(self.step, tc)
         self.ddp.train()
         lp, out_len = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left)
@@ -196,9 +197,10 @@ class Trainer:
         t_start, t_log, losses = time.time(), time.time(), []
         while self.step < tc.max_steps and not self.stop:
             batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,
-                                      self.rank, self.world)
+                                      self.rank, self.world, sortagrad=tc.sortagrad and self.epoch == 0)
             ds = TrainSet(self.utts, batches[self.batch_in_epoch:], self.cfg.augment,
-                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch)
+                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch,
+                          clean_batches=max(0, tc.augment_after - self.step))
             loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.data.num_workers,
                                                  worker_init_fn=lambda _: torch.set_num_threads(1))
             for batch in loader:
