@@ -1,4 +1,4 @@
-"""Subcommands of the acoustic stage: `train-am`, `eval`, `transcribe-am`."""
+"""Subcommands of the acoustic stage: `train-am`, `finetune-am`, `eval`, `transcribe-am`."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,23 @@ def register(sub) -> None:
     p.add_argument("--int8", action="store_true", help="dynamic int8 linear layers (faster on CPU)")
     p.add_argument("--lm", default=None, help="language model for `cer` (default models/lm/lm.pt)")
     p.add_argument("--no-lm", action="store_true", help="skip the language stage (cer: null)")
+    p.add_argument("--adapter", default=None, help="a LoRA voice adapter file (from finetune-am or enroll)")
     p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("finetune-am", help="adapt the acoustic model to a voice or condition (LoRA or full)")
+    p.add_argument("--manifest", required=True, help="training manifest (JSONL: audio, pinyin, duration)")
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--out", required=True, help="adapter file (lora) or model file (full)")
+    p.add_argument("--dev", default=None, help="dev manifest: early stopping and before/after SER")
+    p.add_argument("--base", default=None, help="base model (default models/am/model.pt)")
+    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--max-minutes", type=float, default=10.0)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.0, help="0: lora 1e-3, full 2e-4")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--work-dir", default=None, help="run folder (resumable; default a temp folder)")
+    p.set_defaults(func=run_finetune)
 
     p = sub.add_parser("transcribe-am", help="audio file -> syllables with times and alternatives (JSON)")
     p.add_argument("audio")
@@ -64,10 +80,17 @@ def run_eval(args) -> int:
     from .model import ModelLoadError, load_model
 
     torch.set_num_threads(max(1, args.threads))
+    from asr_pinyin.finetune.lora import AdapterError, load_adapter, use_adapter_now
+
+    if args.adapter and args.int8:
+        return _fail("--adapter and --int8 cannot be combined")
     try:
         model = load_model(args.model, int8=args.int8)
+        if args.adapter:
+            load_adapter(model, args.adapter, "adapter", "am")
+            use_adapter_now(model, "adapter")
         utts, skipped = read_manifest(args.manifest)
-    except (ModelLoadError, ManifestError) as e:
+    except (ModelLoadError, ManifestError, AdapterError) as e:
         return _fail(str(e))
     if args.limit > 0:
         utts = utts[: args.limit]
@@ -87,7 +110,25 @@ def run_eval(args) -> int:
     except Exception as e:                # an unreadable audio file names itself in the message
         return _fail(str(e))
     res["skipped"] = {k: v for k, v in skipped.items() if v}
+    if args.adapter:
+        res["adapter"] = args.adapter
     print(json.dumps(res, ensure_ascii=False))
+    return 0
+
+
+def run_finetune(args) -> int:
+    from .config import ConfigError
+    from .dataset import ManifestError
+    from .finetune import finetune_am
+    from .model import ModelLoadError
+
+    try:
+        report = finetune_am(args.manifest, args.out, args.method, args.base, args.dev, args.max_steps,
+                             args.max_minutes, rank=args.rank, lr=args.lr, seed=args.seed,
+                             threads=args.threads, work_dir=args.work_dir)
+    except (ConfigError, ManifestError, ModelLoadError, OSError) as e:
+        return _fail(str(e))
+    print(json.dumps(report))
     return 0
 
 

@@ -84,6 +84,12 @@ class TrainConfig:
     sortagrad: bool = False          # first epoch shortest-first (escapes the CTC blank plateau sooner)
     augment_after: int = 0           # steps before noise, rooms and SpecAugment start (speed from 0)
     init_from: str = ""              # fine-tuning: start from this checkpoint's weights and CMVN
+    patience: int = 0                # >0: stop when dev SER has not improved for this many evaluations
+    # parameter-efficient fine-tuning (peft LoRA on the Linear layers named here; rank 0 = off)
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "out", "pw1", "pw2", "ff1.1", "ff1.4",
+                                                             "ff2.1", "ff2.4"])
 
 
 @dataclass

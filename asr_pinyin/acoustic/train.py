@@ -86,19 +86,29 @@ class Trainer:
         for path in cfg.data.train:
             self.utts += read_manifest(path, cfg.data.max_duration)[0]
         self.model = AcousticModel(cfg.model)
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
-        rest = [p for n, p in self.model.named_parameters() if p.ndim < 2]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                                      {"params": rest, "weight_decay": 0.0}], lr=tc.lr)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        if (self.out / "last.pt").is_file():
-            self.resume(self.out / "last.pt")
-        elif tc.init_from:                     # fine-tuning keeps the pretrained CMVN
+        resuming = (self.out / "last.pt").is_file()
+        if tc.init_from and not resuming:      # fine-tuning keeps the pretrained CMVN
             init = load_model(tc.init_from)
             if dataclasses.asdict(init.cfg) != dataclasses.asdict(cfg.model):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
             self.model.load_state_dict(init.state_dict())
-        else:
+        self.lora = None
+        if tc.lora_rank > 0:
+            from asr_pinyin.finetune.lora import LoraSpec, add_lora, fingerprint
+
+            self.base_fingerprint = fingerprint(self.model)
+            self.lora = LoraSpec(targets=tuple(tc.lora_targets), r=tc.lora_rank, alpha=tc.lora_alpha)
+            add_lora(self.model, self.lora, "voice")
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        decay = [p for n, p in named if p.ndim >= 2]
+        rest = [p for n, p in named if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}], lr=tc.lr)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best_ser, self.bad_evals = math.inf, 0
+        if resuming:
+            self.resume(self.out / "last.pt")
+        elif not tc.init_from:
             estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
         self.model.to(self.device)
         self.ddp = self.model
@@ -106,26 +116,41 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.stop = False
+        self.writer = None
+        self.quiet = False               # True: no JSON lines on stdout (log.jsonl and TensorBoard still)
 
     def log(self, **rec) -> None:
+        """One JSON line to stdout and log.jsonl, and the numbers to TensorBoard (out_dir/tb)."""
         if self.rank == 0:
             rec = {"step": self.step, "time": round(time.time(), 1), **rec}
-            print(json.dumps(rec), flush=True)
+            if not self.quiet:
+                print(json.dumps(rec), flush=True)
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
+            if self.writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tb"))
+            group = "dev" if rec.get("event") == "dev" else "train"
+            for k, v in rec.items():
+                if k not in ("step", "time", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self.writer.add_scalar(f"{group}/{k}", v, self.step)
+            self.writer.flush()
 
     def resume(self, path: Path) -> None:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
+        self.best_ser, self.bad_evals = ck.get("best_ser", math.inf), ck.get("bad_evals", 0)
 
     def save(self) -> None:
         if self.rank != 0:
             return
         tc = self.cfg.train
         extra = {"optimizer": self.opt.state_dict(), "step": self.step, "epoch": self.epoch,
-                 "batch_in_epoch": self.batch_in_epoch, "config": self.cfg.to_dict()}
+                 "batch_in_epoch": self.batch_in_epoch, "config": self.cfg.to_dict(),
+                 "best_ser": self.best_ser, "bad_evals": self.bad_evals}
         save_model(self.model, self.out / "last.pt", extra=extra)
         save_model(self.model, self.out / f"step_{self.step:08d}.pt", extra={"step": self.step})
         snaps = sorted(self.out.glob("step_*.pt"))
@@ -139,6 +164,14 @@ class Trainer:
         snaps = sorted(self.out.glob("step_*.pt"))[-self.cfg.train.average_last:]
         if snaps:
             self.model.load_state_dict(average_snapshots(snaps))
+        if self.lora is not None:        # the product is the adapter alone
+            from asr_pinyin.finetune.lora import save_adapter
+
+            path = self.out / "adapter.pt"
+            save_adapter(path, self.model, "voice", self.lora, "am", self.base_fingerprint,
+                         extra={"averaged": [p.name for p in snaps], "config": self.cfg.to_dict()})
+            self.log(event="finished", averaged=len(snaps), adapter=str(path))
+            return
         save_model(self.model, self.out / "avg.pt", extra={"averaged": [p.name for p in snaps]})
         save_model(self.model, self.out / "model.pt", half=True,
                    extra={"averaged": [p.name for p in snaps], "config": self.cfg.to_dict()})
@@ -172,8 +205,13 @@ class Trainer:
         dev = read_manifest(self.cfg.data.dev)[0][: self.cfg.data.dev_limit]
         full = evaluate(self.model, dev, "full")
         stream = evaluate(self.model, dev, "streaming", chunk_ms=640)
-        self.log(event="dev", ser=full["syllable_error_rate"], ser_toneless=full["syllable_error_rate_toneless"],
-                 ser_stream640=stream["syllable_error_rate"])
+        ser = full["syllable_error_rate"]
+        if ser < self.best_ser:
+            self.best_ser, self.bad_evals = ser, 0
+        else:
+            self.bad_evals += 1
+        self.log(event="dev", ser=ser, ser_toneless=full["syllable_error_rate_toneless"],
+                 ser_stream640=stream["syllable_error_rate"], best_ser=self.best_ser)
 
     def agree(self, flag: bool) -> bool:
         """Stop together: any rank's stop request (signal, time limit) stops all ranks."""
@@ -220,13 +258,17 @@ class Trainer:
                 if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.max_steps:
                     self.validate()
                 timed_out = bool(tc.time_limit_s) and time.time() - t_start > tc.time_limit_s
-                self.stop = self.agree(self.stop or timed_out)
+                early = bool(tc.patience) and self.bad_evals >= tc.patience
+                if early and self.rank == 0:
+                    self.log(event="early_stop", best_ser=self.best_ser)
+                self.stop = self.agree(self.stop or timed_out or early)
+                self.finished_early = early
                 if self.step >= tc.max_steps or self.stop:
                     break
             else:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         self.save()
-        if self.step >= tc.max_steps:
+        if self.step >= tc.max_steps or getattr(self, "finished_early", False):
             self.finish()
             self.validate()
         else:

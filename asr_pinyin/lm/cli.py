@@ -29,7 +29,25 @@ def register(sub) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--ngram-weight", type=float, default=None, help="override the n-gram weight (0: network only)")
     p.add_argument("--lex-weight", type=float, default=None, help="override the word-bonus weight (0: off)")
+    p.add_argument("--adapter", default=None, help="a LoRA domain adapter file (from finetune-lm)")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("finetune-lm", help="adapt the language model to a domain from text (LoRA or full)")
+    p.add_argument("--data", required=True, help="domain text: .txt file/folder, or JSONL {text, pinyin}")
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--out", required=True, help="adapter file (lora) or model file (full)")
+    p.add_argument("--base", default="", help="base model (default models/lm/lm.pt)")
+    p.add_argument("--general", default="data/text/train.jsonl", help="general text replayed ('' = none)")
+    p.add_argument("--replay", type=float, default=0.3, help="share of each batch from general text")
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.0, help="0: lora 2e-3, full 3e-4")
+    p.add_argument("--max-steps", type=int, default=600)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--max-minutes", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--logdir", default="", help="TensorBoard folder (default OUT.runs)")
+    p.set_defaults(func=_finetune)
 
     p = sub.add_parser("export-lm", help="checkpoint -> small fp16 file for shipping")
     p.add_argument("checkpoint")
@@ -138,10 +156,31 @@ def _eval(args) -> int:
                 lm.ngram = None
         if args.lex_weight is not None:
             lm.lex_weight = args.lex_weight
-        res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt)
+        domain = None
+        if args.adapter:
+            domain = "adapter"
+            lm.add_adapter(domain, args.adapter)
+        res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt, domain=domain)
+        if args.adapter:
+            res["adapter"] = args.adapter
     except (OSError, ValueError) as e:
         return _fail(str(e))
     print(json.dumps(res))
+    return 0
+
+
+def _finetune(args) -> int:
+    from .finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(data=args.data, out=args.out, method=args.method, base=args.base, general=args.general,
+                         replay=args.replay, rank=args.rank, lr=args.lr, max_steps=args.max_steps,
+                         eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed,
+                         threads=args.threads, logdir=args.logdir)
+    try:
+        report = finetune(cfg)
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+    print(json.dumps(report, ensure_ascii=False))
     return 0
 
 

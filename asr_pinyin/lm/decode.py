@@ -67,6 +67,33 @@ class LanguageModel:
         self.char_id = {c: i for i, c in enumerate(chars)}
         self.device = device or torch.device("cpu")
         self.bf16 = bf16
+        self.adapters: dict[str, dict] = {}  # name -> {"ngram": mixed n-gram or None, "path": ...}
+        self._fingerprint: str | None = None
+
+    # ---- domain adapters -----------------------------------------------------------------
+    @property
+    def domains(self) -> frozenset[str]:
+        return frozenset(self.adapters)
+
+    def add_adapter(self, name: str, path: str | Path) -> dict:
+        """Load a LoRA domain adapter (from `finetune-lm --method lora`) next to the base weights.
+
+        The base model is not reloaded or changed; `convert_slots(..., domain=name)` uses it."""
+        from asr_pinyin.finetune.lora import AdapterError, fingerprint, load_adapter
+
+        from .ngram import MixedNgram
+
+        if name in self.adapters:
+            raise AdapterError(f"adapter {name!r} is already loaded")
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.model)
+        ck = load_adapter(self.model, path, name, "lm", base=self._fingerprint)
+        self.model.to(self.device)
+        mixed = None
+        if ck.get("ngram") is not None and self.ngram is not None:
+            mixed = MixedNgram(self.ngram, load_ngram(ck["ngram"]), float(ck.get("ngram_mix", 0.5)))
+        self.adapters[name] = {"ngram": mixed, "path": str(path), "report": ck.get("report")}
+        return self.adapters[name]
 
     @classmethod
     def load(cls, path: str | Path | None = None, device=None, ngram: str | Path | None = None) -> "LanguageModel":
@@ -159,19 +186,31 @@ class LanguageModel:
         return self.convert_slots([to_slots(x, toneless) for x in inputs], hws, nbest, itn_numbers, punctuation)
 
     def convert_slots(self, batch: list[list[Slot]], hws=(), nbest: int = 1, itn_numbers: bool = True,
-                      punctuation: bool = True, fast: bool = False) -> list[Conversion]:
+                      punctuation: bool = True, fast: bool = False, domain: str | None = None) -> list[Conversion]:
         """Already normalised slots (`slots.to_slots`) and compiled hotwords -> conversions.
-        `fast`: a narrower beam without the word bonus (streaming partials)."""
-        preps = [self._prepare(slots, *scores, hws) for slots, scores in zip(batch, self._scores(batch))]
+        `fast`: a narrower beam without the word bonus (streaming partials); `domain`: the name
+        of a loaded adapter (None: the base model)."""
+        from asr_pinyin.finetune.lora import AdapterError, use_adapter
+
+        if domain is not None and domain not in self.adapters:
+            raise AdapterError(f"unknown domain adapter {domain!r} (loaded: {sorted(self.adapters) or 'none'})")
+        ngram = self.ngram
+        if domain is not None:
+            ngram = self.adapters[domain]["ngram"] or self.ngram
+            with use_adapter(self.model, domain):
+                scores = self._scores(batch)
+        else:
+            scores = self._scores(batch)
+        preps = [self._prepare(slots, *sc, hws) for slots, sc in zip(batch, scores)]
         paths = [None] * len(batch)
-        if self.ngram is not None:
+        if ngram is not None:
             M = preps[0][0].shape[1]
             lengths = np.array([len(s) for s in batch])
             cand = np.zeros((len(batch), lengths.max(), M), dtype=np.int64)
             lp = np.full(cand.shape, -np.inf, dtype=np.float32)
             for b, (top_lp, top_id, _, _) in enumerate(preps):
                 cand[b, :len(top_id)], lp[b, :len(top_lp)] = top_id, top_lp
-            paths = beam_search_batch(cand, lp, lengths, self.ngram, self.ngram_weight, beam=4 if fast else 8,
+            paths = beam_search_batch(cand, lp, lengths, ngram, self.ngram_weight, beam=4 if fast else 8,
                                       nbest=nbest, uni_weight=self.uni_weight,
                                       lexicon=None if fast else self.lexicon, lex_weight=self.lex_weight)
         return [self._finish(slots, prep, path, nbest, itn_numbers, punctuation)

@@ -46,7 +46,7 @@ def input_slots(syls: list[str], rng: random.Random, conf, toneless: bool, corru
 
 
 def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrupt: float = 0.0,
-             hotwords=None, batch: int = 64, seed: int = 0) -> dict:
+             hotwords=None, batch: int = 64, seed: int = 0, domain: str | None = None) -> dict:
     from .hotwords import compile_hotwords
 
     refs = reference(rows)
@@ -60,7 +60,7 @@ def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrup
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
     for g in range(0, len(order), batch):
         idx = order[g:g + batch]
-        convs.extend(zip(idx, lm.convert_slots([inputs[i] for i in idx], hws, 1, False, True)))
+        convs.extend(zip(idx, lm.convert_slots([inputs[i] for i in idx], hws, 1, False, True, domain=domain)))
     seconds = time.perf_counter() - t0
     convs = [c for _, c in sorted(convs, key=lambda x: x[0])]
     right = total = sent_right = p_right = 0

@@ -31,14 +31,21 @@ def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = Non
 
 
 def build_bigram(path: str, chars: list[str], order: int = 3):
+    from .data import read_jsonl
+
+    return build_ngram_rows(read_jsonl(path), chars, order)
+
+
+def build_ngram_rows(rows: list[dict], chars: list[str], order: int = 3):
+    """A hanzi trigram (or bigram) counted from {"text", "pinyin"} rows."""
     import numpy as np
 
-    from .data import read_jsonl, split_sentence
+    from .data import split_sentence
     from .ngram import Bigram, Trigram
 
     cid = {c: i for i, c in enumerate(chars)}
     sents = []
-    for r in read_jsonl(path):
+    for r in rows:
         s = split_sentence(r["text"], r["pinyin"])
         if s:
             sents.append(np.array([cid.get(c, 0) for c in s[0]], dtype=np.int64))

@@ -117,6 +117,38 @@ class Trigram:
         return cls(bigram, keys, st["logp"], st["ctx_keys"].astype(np.int64), st["ctx_backoff"])
 
 
+class MixedNgram:
+    """Linear interpolation of two n-grams over the same hanzi (a domain adapter's n-gram with the
+    general one): P(c | h) = (1 - w) P_general(c | h) + w P_domain(c | h)."""
+
+    def __init__(self, general, domain, weight: float):
+        if general.V != domain.V:
+            raise ValueError("the two n-grams cover different hanzi vocabularies")
+        self.V = general.V
+        self.a, self.b = general, domain
+        self.la, self.lb = np.float32(np.log1p(-weight)), np.float32(np.log(weight))
+        ga = general.bigram if hasattr(general, "bigram") else general
+        gb = domain.bigram if hasattr(domain, "bigram") else domain
+        self.bigram = _MixedBigram(ga, gb, self.la, self.lb)
+
+    def score3(self, prev2, prev, nxt):
+        a = self.a.score3(prev2, prev, nxt) if hasattr(self.a, "score3") else self.a.score(prev, nxt)
+        b = self.b.score3(prev2, prev, nxt) if hasattr(self.b, "score3") else self.b.score(prev, nxt)
+        return np.logaddexp(self.la + a, self.lb + b)
+
+    def score(self, prev, nxt):
+        return self.bigram.score(prev, nxt)
+
+
+class _MixedBigram:
+    def __init__(self, a, b, la, lb):
+        self.V, self.a, self.b, self.la, self.lb = a.V, a, b, la, lb
+        self.uni = np.logaddexp(la + a.uni, lb + b.uni).astype(np.float32)
+
+    def score(self, prev, nxt):
+        return np.logaddexp(self.la + self.a.score(prev, nxt), self.lb + self.b.score(prev, nxt))
+
+
 class Lexicon:
     """Words (2-4 hanzi) with a bonus for completing one in the beam: the word's association
     log P(word) - sum log P(hanzi) from jieba's word counts (a 60 M-word corpus, MIT), i.e. what a

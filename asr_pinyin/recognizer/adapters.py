@@ -27,7 +27,15 @@ class LanguageModelStage:
     def __init__(self, lm, window: int = 32, context: int = 8, domains=()):
         self.lm = lm
         self.window, self.context = window, context
-        self.domains = frozenset(domains)
+        self._domains = frozenset(domains)
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return self._domains | frozenset(getattr(self.lm, "adapters", {}))
+
+    def add_domain(self, name: str, path) -> None:
+        """Load a LoRA domain adapter (finetune-lm) next to the shared base weights."""
+        self.lm.add_adapter(name, path)
 
     @classmethod
     def load(cls, path=None, device=None) -> "LanguageModelStage":
@@ -52,8 +60,8 @@ class LanguageModelStage:
         outs: list[LmOut | None] = [None] * len(jobs)
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault((job.final, job.nbest, job.hotwords), []).append(i)
-        for (final, nbest, hws), idx in groups.items():
+            groups.setdefault((job.final, job.nbest, job.hotwords, job.domain), []).append(i)
+        for (final, nbest, hws, domain), idx in groups.items():
             batch, spans = [], []
             for i in idx:
                 job = jobs[i]
@@ -69,7 +77,7 @@ class LanguageModelStage:
                 else:
                     spans.append(0)
                 batch.append(slots[lo:])
-            convs = self.lm.convert_slots(batch, list(hws), nbest, True, final)
+            convs = self.lm.convert_slots(batch, list(hws), nbest, True, final, domain=domain)
             for i, conv, cut in zip(idx, convs, spans):
                 job = jobs[i]
                 if final:

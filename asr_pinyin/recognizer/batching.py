@@ -112,30 +112,48 @@ class BatchedAcoustic:
         self.chunk_samples = self.advance * HOP
         self.first_chunk_samples = (self.window - 1) * HOP + WIN
         self.chunk_ms = round(self.chunk * shift_ms)
-        self.voices = frozenset(voices)
+        self._voices = frozenset(voices)
+        self.voice_files: dict[str, str] = {}
+
+    @property
+    def voices(self) -> frozenset[str]:
+        return self._voices | frozenset(self.voice_files)
+
+    def add_voice(self, name: str, path) -> None:
+        """Load a LoRA voice adapter (finetune-am, enroll) next to the shared base weights."""
+        from asr_pinyin.finetune.lora import AdapterError, load_adapter
+
+        if name in self.voice_files:
+            raise AdapterError(f"voice {name!r} is already loaded")
+        load_adapter(self.model, path, name, "am")
+        self.model.to(self.device)
+        self.voice_files[name] = str(path)
 
     def new_state(self, voice: str | None = None) -> SegmentState:
         return SegmentState(self.model, self.model.cfg.n_mels)
 
     def step_batch(self, jobs: list[AmJob]) -> list[list[Syllable]]:
         # 1. features and the windows each stream can run now (rounds: r-th window of each)
-        rounds: dict[tuple[int, int], list[tuple[SegmentState, torch.Tensor]]] = defaultdict(list)
+        rounds: dict[tuple[int, int, str], list[tuple[SegmentState, torch.Tensor]]] = defaultdict(list)
         for job in jobs:
             s = job.state
             s.feats = torch.cat([s.feats, s.fbank.accept(job.samples)])
-            r = 0
+            r, voice = 0, job.voice or ""
             while s.feats.shape[0] >= self.window:
-                rounds[(r, self.window)].append((s, s.feats[: self.window]))
+                rounds[(r, self.window, voice)].append((s, s.feats[: self.window]))
                 s.feats = s.feats[self.advance:]
                 r += 1
             if job.last and s.feats.shape[0]:
-                rounds[(r, s.feats.shape[0])].append((s, s.feats))
+                rounds[(r, s.feats.shape[0], voice)].append((s, s.feats))
                 s.feats = s.feats[:0]
-        # 2. one forward per round and window length, 3. greedy decoding in stream order
+        # 2. one forward per round, window length and voice adapter, 3. greedy decoding in stream order
+        from asr_pinyin.finetune.lora import use_adapter
+
         for key in sorted(rounds):
             group = rounds[key]
             windows = torch.stack([w for _, w in group]).to(self.device)
-            lp = forward_chunk_batch(self.model, windows, [s.model_state for s, _ in group], self.keep)
+            with use_adapter(self.model, key[2] or None):
+                lp = forward_chunk_batch(self.model, windows, [s.model_state for s, _ in group], self.keep)
             lp = lp.float().cpu()
             for (s, _), rows in zip(group, lp):
                 self._decode(s, rows)

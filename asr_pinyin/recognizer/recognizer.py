@@ -70,6 +70,38 @@ class Recognizer:
         am, lm = load_stages(am_path, lm_path)
         return cls(am, lm, options)
 
+    # ---- adapters: loaded next to the base models, chosen per stream ----------------------
+    def add_domain(self, name: str, path) -> None:
+        """A LoRA language adapter (`finetune-lm`); streams pick it with StreamOptions(domain=name)."""
+        self.lm.add_domain(name, path)
+
+    def add_voice(self, name: str, path=None) -> None:
+        """A LoRA acoustic adapter (`finetune-am`), or with no path the enrolled voice `name`
+        (`asr-pinyin enroll`); streams pick it with StreamOptions(voice=name)."""
+        if path is None:
+            from asr_pinyin.enroll.profile import voice_adapter_path
+
+            path = voice_adapter_path(name)
+        self.am.add_voice(name, path)
+
+    def add_adapter_dir(self, folder) -> dict[str, list[str]]:
+        """Every adapter in `folder`: lm/NAME.pt as domains, am/NAME.pt as voices."""
+        from pathlib import Path
+
+        from asr_pinyin.finetune.lora import AdapterError
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AdapterError(f"adapter folder not found: {folder}")
+        found = {"domains": [], "voices": []}
+        for f in sorted((folder / "lm").glob("*.pt")):
+            self.add_domain(f.stem, f)
+            found["domains"].append(f.stem)
+        for f in sorted((folder / "am").glob("*.pt")):
+            self.add_voice(f.stem, f)
+            found["voices"].append(f.stem)
+        return found
+
     def create_stream(self, options: StreamOptions | None = None, on_result=None) -> "Stream":
         if self.closed:
             raise StreamStateError("recognizer is closed")

@@ -29,6 +29,10 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=32, help="most jobs per stage batch")
     p.add_argument("--batch-wait-ms", type=float, default=4.0, help="wait for a batch to fill")
     p.add_argument("--threads", type=int, default=1, help="torch threads per stage worker")
+    p.add_argument("--adapters", default=None,
+                   help="folder of LoRA adapters: lm/NAME.pt (start message 'domain'), am/NAME.pt ('voice')")
+    p.add_argument("--voice", action="append", default=[], dest="voices",
+                   help="an enrolled voice (asr-pinyin enroll) sessions may choose (repeat)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +55,17 @@ def run(args) -> int:
         return 1
     rec = Recognizer(am, lm, RecognizerOptions(args.batch, args.batch_wait_ms, 2 * args.batch,
                                                args.batch_wait_ms, args.threads))
+    from asr_pinyin.finetune.lora import AdapterError
+
+    try:
+        if args.adapters:
+            rec.add_adapter_dir(args.adapters)
+        for name in args.voices:
+            rec.add_voice(name)
+    except (AdapterError, OSError, LookupError, ValueError) as e:
+        rec.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     cfg = ServerConfig(args.host, args.port, args.max_sessions, args.max_frame_bytes,
                        args.idle_timeout, args.max_session, args.max_segment_ms, args.max_backlog,
                        args.token, tuple(args.origins) if args.origins else None)

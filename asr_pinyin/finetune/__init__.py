@@ -1,0 +1,1 @@
+"""Fine-tuning shared by both models: LoRA adapters through peft (lora.py)."""

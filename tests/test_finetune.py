@@ -1,0 +1,192 @@
+"""Fine-tuning both models (LoRA through peft, and full) on tiny real models, and adapters served
+side by side: a domain adapter changes conversions only for the sessions that ask for it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from recognizer_fixtures import SENTENCES, model_paths, speech
+
+from asr_pinyin.finetune.lora import AdapterError
+
+# A "domain" the tiny base LM never saw: its hanzi are readable, but the base model has no
+# reason to pick them (it learned 8 everyday sentences).
+DOMAIN = ["服务器配置文件", "修改配置文件", "服务器重启", "文件服务器", "配置服务器文件",
+          "重启文件服务", "服务配置修改", "修改服务器"]
+
+
+def _rows(texts):
+    from asr_pinyin.text.labels import label_sentence
+
+    return [label_sentence(t + "。")[0] for t in texts]
+
+
+def _acc(lm, rows, domain=None):
+    from asr_pinyin.lm.evaluate import evaluate
+
+    return evaluate(lm, rows, domain=domain)["char_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def lm_adapter(tmp_path_factory):
+    from asr_pinyin.lm.finetune import FinetuneConfig, finetune
+
+    d = tmp_path_factory.mktemp("ft_lm")
+    (d / "domain.txt").write_text("。".join(DOMAIN * 3) + "。", encoding="utf-8")   # plain text in
+    _, base = model_paths()
+    cfg = FinetuneConfig(data=str(d / "domain.txt"), out=str(d / "it.pt"), method="lora", base=str(base),
+                         general="", rank=4, alpha=8, lr=1e-2, batch_tokens=256, max_steps=60, warmup_steps=5,
+                         eval_every=20, patience=10, dev_share=0.3, threads=1, seed=0)
+    report = finetune(cfg, progress=False)
+    return base, d / "it.pt", report
+
+
+def test_lm_lora_learns_domain_and_leaves_base_alone(lm_adapter):
+    from asr_pinyin.lm.decode import LanguageModel
+
+    base, adapter, report = lm_adapter
+    assert report["method"] == "lora" and 0 < report["trainable_share"] < 0.5
+    assert report["bytes"] == adapter.stat().st_size and json.loads(adapter.with_suffix(".json").read_text())
+    rows = _rows(DOMAIN)
+    general = [{"text": t + "。", "pinyin": p} for t, p in SENTENCES]
+    lm = LanguageModel.load(base)
+    before, general_before = _acc(lm, rows), _acc(lm, general)
+    lm.add_adapter("it", adapter)
+    assert lm.domains == {"it"}
+    after = _acc(lm, rows, domain="it")
+    assert after > before + 0.2, (before, after)
+    # the base model (no domain) is unchanged by loading the adapter
+    assert _acc(lm, general) == general_before
+    with pytest.raises(AdapterError, match="unknown domain adapter"):
+        _acc(lm, rows, domain="medical")
+    with pytest.raises(AdapterError, match="already loaded"):
+        lm.add_adapter("it", adapter)
+
+
+def test_lm_adapter_refuses_other_base_and_bad_files(lm_adapter, tmp_path):
+    from asr_pinyin.lm.decode import LanguageModel
+
+    base, adapter, _ = lm_adapter
+    ck = torch.load(base, map_location="cpu", weights_only=False)
+    ck["state"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ck["state"].items()}
+    torch.save(ck, tmp_path / "other.pt")
+    with pytest.raises(AdapterError, match="another base model"):
+        LanguageModel.load(tmp_path / "other.pt").add_adapter("it", adapter)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    lm = LanguageModel.load(base)
+    with pytest.raises(AdapterError, match="not a readable adapter"):
+        lm.add_adapter("x", tmp_path / "junk.pt")
+    with pytest.raises(AdapterError, match="not found"):
+        lm.add_adapter("x", tmp_path / "missing.pt")
+
+
+def test_lm_full_finetune_and_eval_cli(lm_adapter, tmp_path, capsys):
+    from asr_pinyin.cli import main
+    from asr_pinyin.lm.decode import LanguageModel
+    from asr_pinyin.lm.finetune import FinetuneConfig, finetune
+
+    base, adapter, _ = lm_adapter
+    data = tmp_path / "domain.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows(DOMAIN * 2)), encoding="utf-8")
+    report = finetune(FinetuneConfig(data=str(data), out=str(tmp_path / "full.pt"), method="full", base=str(base),
+                                     general="", lr=3e-3, batch_tokens=256, max_steps=40, warmup_steps=5,
+                                     eval_every=20, dev_share=0.3, threads=1), progress=False)
+    assert report["trainable_share"] == 1.0
+    full = LanguageModel.load(tmp_path / "full.pt")
+    assert _acc(full, _rows(DOMAIN)) > _acc(LanguageModel.load(base), _rows(DOMAIN))
+    out = []
+    for extra in ([], ["--adapter", str(adapter)]):
+        assert main(["eval-lm", "--data", str(data), "--model", str(base), *extra]) == 0
+        out.append(json.loads(capsys.readouterr().out))
+    assert out[1]["adapter"] == str(adapter) and out[1]["char_accuracy"] > out[0]["char_accuracy"]
+    assert main(["eval-lm", "--data", str(data), "--model", str(base), "--adapter", str(tmp_path / "nope.pt")]) == 2
+    assert "adapter not found" in capsys.readouterr().err
+
+
+# ---- acoustic -----------------------------------------------------------------------------
+def _voice_manifest(root, rate: int):
+    """The test sentences read at another speaking rate: a 'voice' the tiny base has not heard."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "m.jsonl", "w", encoding="utf-8") as f:
+        for i, (text, py) in enumerate(SENTENCES):
+            x = speech(py, rate)
+            sf.write(root / f"{i}.flac", x, 16000)
+            f.write(json.dumps({"id": str(i), "audio": f"{i}.flac", "text": text, "pinyin": py,
+                                "duration": len(x) / 16000}, ensure_ascii=False) + "\n")
+    return root / "m.jsonl"
+
+
+@pytest.fixture(scope="module")
+def am_adapter(tmp_path_factory):
+    from asr_pinyin.acoustic.finetune import finetune_am
+
+    d = tmp_path_factory.mktemp("ft_am")
+    manifest = _voice_manifest(d / "voice", 260)
+    base, _ = model_paths()
+    report = finetune_am(str(manifest), str(d / "fast.pt"), "lora", str(base), str(manifest), max_steps=40,
+                         max_minutes=3, progress=False, rank=8, lr=5e-3, threads=1, work_dir=str(d / "work"))
+    return base, d / "fast.pt", manifest, report
+
+
+def test_am_lora_adapts_to_a_new_voice(am_adapter):
+    base, adapter, manifest, report = am_adapter
+    assert report["ser_after"] < report["ser_before"], report
+    assert 0 < report["trainable_share"] < 0.5 and adapter.is_file()
+    assert (adapter.parent / "work" / "tb").is_dir()          # TensorBoard logs written
+
+
+def test_eval_cli_with_adapter(am_adapter, capsys):
+    from asr_pinyin.cli import main
+
+    base, adapter, manifest, report = am_adapter
+    res = []
+    for extra in ([], ["--adapter", str(adapter)]):
+        assert main(["eval", "--manifest", str(manifest), "--model", str(base), "--no-lm", *extra]) == 0
+        res.append(json.loads(capsys.readouterr().out))
+    assert res[0]["syllable_error_rate"] == pytest.approx(report["ser_before"])
+    assert res[1]["syllable_error_rate"] == pytest.approx(report["ser_after"])
+
+
+def test_recognizer_serves_voices_and_domains_side_by_side(am_adapter, lm_adapter, tmp_path):
+    """Sessions with and without adapters in one recognizer: each gets what its adapter gives
+    alone, the base model is loaded once, unknown names are refused."""
+    import shutil
+
+    from asr_pinyin.recognizer import Recognizer, StreamOptions
+    from asr_pinyin.recognizer.stream import StreamConfigError
+
+    base_am, am_file, manifest, _ = am_adapter
+    base_lm, lm_file, _ = lm_adapter
+    folder = tmp_path / "adapters"
+    (folder / "am").mkdir(parents=True)
+    (folder / "lm").mkdir()
+    shutil.copy(am_file, folder / "am" / "fast.pt")
+    shutil.copy(lm_file, folder / "lm" / "it.pt")
+    rec = Recognizer.load(base_am, base_lm)
+    try:
+        assert rec.add_adapter_dir(folder) == {"domains": ["it"], "voices": ["fast"]}
+        x = np.concatenate([np.zeros(8000, np.float32), speech(SENTENCES[1][1], 260), np.zeros(8000, np.float32)])
+        alone = {v: [f.pinyin for f in rec.transcribe(x, options=StreamOptions(partials=False, voice=v))]
+                 for v in (None, "fast")}
+        # both at once, interleaved in the same batches
+        streams = {v: rec.create_stream(StreamOptions(partials=False, voice=v)) for v in (None, "fast")}
+        for i in range(0, len(x), 3200):
+            for s in streams.values():
+                s.accept_waveform(16000, x[i:i + 3200])
+        together = {}
+        for v, s in streams.items():
+            s.input_finished()
+            assert s.wait(30)
+            together[v] = [r.pinyin for r in s.results() if type(r).__name__ == "Final" and r.pinyin]
+            s.close()
+        assert together == {v: [p for p in alone[v] if p] for v in alone}
+        with pytest.raises(StreamConfigError, match="voice adapter"):
+            rec.create_stream(StreamOptions(voice="nobody"))
+        conv = {d: rec.transcribe(x, options=StreamOptions(partials=False, domain=d)) for d in (None, "it")}
+        assert all(conv.values())
+    finally:
+        rec.close()
