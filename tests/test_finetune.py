@@ -190,3 +190,29 @@ def test_recognizer_serves_voices_and_domains_side_by_side(am_adapter, lm_adapte
         assert all(conv.values())
     finally:
         rec.close()
+
+
+def test_finetune_lm_under_torchrun_two_gloo_processes(lm_adapter, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from asr_pinyin.lm.decode import LanguageModel
+
+    base, _, _ = lm_adapter
+    (tmp_path / "domain.txt").write_text("。".join(DOMAIN * 2) + "。", encoding="utf-8")
+    env = {**os.environ, "ASR_PINYIN_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "asr_pinyin.cli", "finetune-lm", "--data", str(tmp_path / "domain.txt"), "--base", str(base),
+           "--out", str(tmp_path / "ddp.pt"), "--general", "", "--rank", "4", "--max-steps", "4",
+           "--eval-every", "2", "--threads", "1"]
+    p = subprocess.run(cmd, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    reports = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    main = next(r for r in reports if "world" in r)
+    assert main["world"] == 2 and main["steps"] == 4
+    assert {"rank": 1, "steps": 4, "stopped": "max_steps"} in reports
+    lm = LanguageModel.load(base)
+    lm.add_adapter("ddp", tmp_path / "ddp.pt")
+    assert lm.domains == {"ddp"}

@@ -14,13 +14,16 @@ replays general text, so the adapted model keeps its general accuracy.
 
 Training hygiene is the same as every train command here: warmup + cosine LR, early stopping on
 dev, TensorBoard logs (`--logdir`, default OUT.runs/), resumable `last.pt` in the work folder,
-seed control, a wall-time limit.
+seed control, a wall-time limit. Under `torchrun --nproc_per_node N -m asr_pinyin.cli finetune-lm
+...` each process draws its own batches and DistributedDataParallel averages the gradients (gloo
+on CPU, NCCL on GPUs); rank 0 evaluates, decides early stopping for all, and writes the output.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -88,8 +91,11 @@ def split_dev(rows: list[dict], share: float) -> tuple[list[dict], list[dict]]:
     """Deterministic train/dev split by sentence hash (the same sentence always lands the same side)."""
     def h(r):
         return int(hashlib.md5(r["text"].encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    dev = [r for r in rows if h(r) < share]
-    train = [r for r in rows if h(r) >= share]
+    cut = share
+    if rows and not any(h(r) < share for r in rows):     # small sets: at least the lowest-hash sentence
+        cut = min(h(r) for r in rows) + 1e-12
+    dev = [r for r in rows if h(r) < cut]
+    train = [r for r in rows if h(r) >= cut]
     return train, dev[:500]
 
 
@@ -101,6 +107,17 @@ def load_base(path: str | Path | None):
     model = PinyinLM(ModelConfig(**ck["model_cfg"]), len(ck["chars"]), ck["prior"])
     model.load_state_dict({k: v.float() for k, v in ck["state"].items()})
     return model, ck, path
+
+
+class _Loss(torch.nn.Module):
+    """`model.loss` as a forward pass, so DistributedDataParallel sees (and syncs) it."""
+
+    def __init__(self, model: PinyinLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
 
 
 def _lr_at(step, cfg: FinetuneConfig, lr: float) -> float:
@@ -126,6 +143,16 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = get_device()
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    dist = None
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    progress = progress and rank == 0
     t0 = time.time()
     rows = read_domain_text(cfg.data)
     train_rows, dev_rows = split_dev(rows, cfg.dev_share)
@@ -152,13 +179,17 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     step, best, bad, best_state = 0, -1.0, 0, None
     conf = confusion_table()
+    step_fn = _Loss(model)
+    if dist is not None:
+        step_fn = torch.nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if device.type == "cuda" else None)
     if (work / "last.pt").is_file():                       # resume
         st = torch.load(work / "last.pt", map_location="cpu", weights_only=False)
         if st.get("config") == asdict(cfg):
             model.load_state_dict(st["model"], strict=False)
             opt.load_state_dict(st["opt"])
             step, best, bad, best_state = st["step"], st["best"], st["bad"], st["best_state"]
-    writer = SummaryWriter(cfg.logdir or str(Path(cfg.out).with_suffix(".runs")))
+    writer = SummaryWriter(cfg.logdir or str(Path(cfg.out).with_suffix(".runs"))) if rank == 0 else None
 
     def score(m) -> dict:
         return {mode: dev_accuracy(m, dev, conf, device, mode) for mode in ("tonal", "toneless", "corrupt")}
@@ -167,10 +198,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
                 if cfg.method == "full" or "lora_" in k}
 
-    before = score(model) if step == 0 else None
+    before = score(model) if step == 0 and rank == 0 else None
     if before:
         writer.add_scalar("dev/mean_accuracy", sum(before.values()) / 3, 0)
-    rng = random.Random(cfg.seed + step)
+    rng = random.Random(cfg.seed + step + 100_003 * rank)     # each process its own batches
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f"finetune-lm ({cfg.method})", disable=not progress,
                mininterval=5)
     stop = "max_steps"
@@ -187,17 +218,19 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
             g["lr"] = _lr_at(step, cfg, lr)
         batch = {k: v.to(device) for k, v in collate(batch_items).items()}
         model.train()
-        loss, stats = model.loss(batch)
+        loss, stats = step_fn(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         bar.update(1)
-        writer.add_scalar("train/loss", stats["char_loss"], step)
-        writer.add_scalar("train/accuracy", stats["acc"], step)
-        writer.add_scalar("train/lr", _lr_at(step, cfg, lr), step)
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+        if writer is not None:
+            writer.add_scalar("train/loss", stats["char_loss"], step)
+            writer.add_scalar("train/accuracy", stats["acc"], step)
+            writer.add_scalar("train/lr", _lr_at(step, cfg, lr), step)
+        why = ""
+        if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             accs = score(model)
             mean = sum(accs.values()) / 3
             writer.add_scalar("dev/mean_accuracy", mean, step)
@@ -208,19 +241,29 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
                 bad += 1
             torch.save({"config": asdict(cfg), "model": trainable_state(), "opt": opt.state_dict(),
                         "step": step, "best": best, "bad": bad, "best_state": best_state}, work / "last.pt")
-            if bad >= cfg.patience:
-                stop = "early_stop"
-                break
-        if cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60:
-            stop = "time_limit"
+            why = "early_stop" if bad >= cfg.patience else ""
+        if not why and cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60:
+            why = "time_limit"
+        if dist is not None:                          # every rank stops at the same step
+            flag = torch.tensor([{"": 0, "time_limit": 1, "early_stop": 2}[why]], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            why = {0: "", 1: "time_limit", 2: "early_stop"}[int(flag.item())]
+        if why:
+            stop = why
             break
     bar.close()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank != 0:
+        return {"rank": rank, "steps": step, "stopped": stop}
     writer.close()
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     out = Path(cfg.out)
     report = {"method": cfg.method, "steps": step, "stopped": stop, "wall_s": round(time.time() - t0, 1),
               "train_sentences": len(train_rows), "dev_sentences": len(dev_rows), "best_dev": round(best, 5),
+              "world": world,
               "dev_before": before, "trainable_params": trainable, "base_params": total,
               "trainable_share": round(trainable / total, 5), "base": str(base_path)}
     if cfg.method == "lora":

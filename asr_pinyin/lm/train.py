@@ -107,6 +107,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     conf = confusion_table()
     rng = random.Random(cfg.seed + step)
     t_start = last_save = time.time()
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"))  # loss, accuracy, learning rate; dev accuracy per mode
 
     def checkpoint(path: Path):
         save_checkpoint(path, model, chars, prior, opt=opt.state_dict(), step=step, best=best,
@@ -136,9 +139,16 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             step += 1
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{stats['char_loss']:.3f}", acc=f"{stats['acc']:.3f}")
+            if step % 10 == 0:
+                writer.add_scalar("train/loss", stats["char_loss"], step)
+                writer.add_scalar("train/accuracy", stats["acc"], step)
+                writer.add_scalar("train/lr", lr_at(step, cfg), step)
             if step % cfg.eval_every == 0:
                 accs = {m: dev_accuracy(model, dev_sents, conf, device, m) for m in ("tonal", "toneless", "corrupt")}
                 score = (accs["tonal"] + accs["toneless"] + accs["corrupt"]) / 3
+                for m, a in accs.items():
+                    writer.add_scalar(f"dev/{m}", a, step)
+                writer.flush()
                 mins = (time.time() - t_start) / 60
                 print(f"step {step} lr {lr_at(step, cfg):.2e} loss {stats['char_loss']:.3f} dev "
                       + " ".join(f"{m} {a:.4f}" for m, a in accs.items()) + f" ({mins:.1f} min)", flush=True)
@@ -162,6 +172,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         else:
             epoch += 1
             state = None
+    writer.close()
     checkpoint(last)
     if not (out / "best.pt").exists():
         checkpoint(out / "best.pt")
