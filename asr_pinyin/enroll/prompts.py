@@ -68,7 +68,7 @@ def select(records: list[dict], n_max: int = 100, n_min: int = 60, budget_syllab
     weight = {s: 1.0 + 0.25 * math.log1p(c) / math.log1p(top) for s, c in freq.items()}
     cands = []
     seen_text = set()
-    for r in records:
+    for r in sorted(records, key=lambda r: str(r.get("id"))):   # duplicates: the smallest id wins
         if r.get("text") in seen_text or not usable(r, min_len, max_len, inventory):
             continue
         seen_text.add(r["text"])
