@@ -244,9 +244,14 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
                           f"{len(takes)} takes are kept: run the same command again once it is") from None
     train, val, n_train, n_val = profile.write_split(val_share)
     print(f"adapting to {profile.name!r}: {n_train} takes to train, {n_val} held back", file=out, flush=True)
-    rep = finetune_am(str(train), str(profile.adapter), method="lora",
-                      base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
-                      max_steps=max_steps, max_minutes=max_minutes, progress=progress)
+    import inspect
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="enroll-adapt-") as work:   # trainer checkpoints: scratch
+        extra = {"work_dir": work} if "work_dir" in inspect.signature(finetune_am).parameters else {}
+        rep = finetune_am(str(train), str(profile.adapter), method="lora",
+                          base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
+                          max_steps=max_steps, max_minutes=max_minutes, progress=progress, **extra)
     report = {"voice": profile.name, "takes": len(takes), "train_takes": n_train, "val_takes": n_val,
               "base": str(base) if base else "default", "adapter": str(profile.adapter), **rep}
     tmp = profile.report.with_suffix(".json.tmp")

@@ -1,0 +1,153 @@
+"""Voice enrollment on a voice no model has heard: syllable error before/after (issue 9).
+
+    .venv/bin/python bench/enroll_voice.py [--am models/am/model.pt] [--seed 0] [--keep DIR]
+
+1. Renders the shipped prompt set with the held-out espeak `klatt` family (variant and rate,
+   pitch, pitch range drawn per prompt exactly as `asr_pinyin.speech.voices` draws them for
+   `heldout_voice/`; that family is in no training, dev or test split) through the speech build's
+   own `render`, into a temporary folder named by prompt id.
+2. Enrolls that "speaker" through `asr-pinyin enroll --from-dir` (the code path a microphone user
+   runs: the same checks, profile, split and adaptation), in a private $ASR_PINYIN_HOME.
+3. Scores `asr-pinyin eval` on data/speech/heldout_voice/test.jsonl (unseen sentences of the
+   family) with the base model and with base + adapter (`--adapter`), and optionally the general
+   test set (--general) with the adapter on. Prints one JSON object on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def render_prompts(prompts, out: Path, seed: int) -> dict:
+    """One FLAC per prompt (DIR/<prompt id>.flac) in the held-out voice family."""
+    from asr_pinyin.speech.synth import _run
+    from asr_pinyin.speech.voices import espeak_voice
+
+    work = out / "_render"
+    seconds, variants, errors, jobs = 0.0, {}, [], {}
+    for i, p in enumerate(prompts):
+        rng = random.Random(f"enroll/{seed}/{i}")
+        voice = espeak_voice(rng, "heldout_voice/train")      # the klatt family, train-split ranges
+        jobs[f"enroll-e{i:06d}"] = {
+            "id": f"enroll-e{i:06d}", "split": "heldout_voice/enroll", "seed": rng.randrange(2**31),
+            "sentence": {"id": p.id, "text": p.text, "pinyin": p.pinyin}, "voice": voice}
+    # the speech build's own worker pool (forkserver: espeak forks per utterance, never from here)
+    for rec in _run([(j, str(work), "") for j in jobs.values()], 1):
+        job = jobs[rec["id"]]
+        if "error" in rec:
+            errors.append(f"{job['sentence']['id']}: {rec['error']}")
+            continue
+        os.replace(work / "heldout_voice" / rec["audio"], out / f"{job['sentence']['id']}.flac")
+        seconds += rec["duration"]
+        variants[job["voice"]["variant"]] = variants.get(job["voice"]["variant"], 0) + 1
+    return {"prompts": len(prompts), "rendered": len(prompts) - len(errors), "audio_s": round(seconds, 1),
+            "variants": dict(sorted(variants.items())), "errors": errors[:5]}
+
+
+def run_eval(manifest: Path, am: str | None, adapter: Path | None, limit: int) -> dict:
+    """`asr-pinyin eval` in a fresh process (2 threads); its JSON, or {"error": ...}."""
+    cmd = [sys.executable, "-m", "asr_pinyin.cli", "eval", "--manifest", str(manifest), "--no-lm",
+           "--threads", "2"]
+    if am:
+        cmd += ["--model", am]
+    if adapter:
+        cmd += ["--adapter", str(adapter)]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+        if adapter and "--adapter" in r.stderr:
+            msg = f"`asr-pinyin eval` has no --adapter option yet ({msg})"
+        return {"error": msg}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--am", default=None, help="base acoustic model (default models/am/model.pt)")
+    ap.add_argument("--seed", type=int, default=0, help="voice draws of the enrolled 'speaker'")
+    ap.add_argument("--test", default=str(ROOT / "data/speech/heldout_voice/test.jsonl"))
+    ap.add_argument("--general", default=None, help="also score this manifest with the adapter on "
+                    "(e.g. data/speech/test.jsonl)")
+    ap.add_argument("--general-limit", type=int, default=200)
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--max-minutes", type=float, default=10.0)
+    ap.add_argument("--max-mismatch", type=float, default=0.5, help="take check threshold (1: off)")
+    ap.add_argument("--limit-prompts", type=int, default=0, help="use only the first N prompts")
+    ap.add_argument("--keep", default=None, help="keep the rendered takes and profile in this folder")
+    args = ap.parse_args(argv)
+
+    from asr_pinyin.acoustic.model import ModelLoadError, default_model_path, load_model
+    from asr_pinyin.cli import main as cli
+    from asr_pinyin.enroll.prompts import read_prompts
+
+    am = args.am or str(default_model_path())
+    try:
+        load_model(am)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not Path(args.test).is_file():
+        print(f"error: {args.test}: held-out voice test set not found (asr-pinyin synth builds it)",
+              file=sys.stderr)
+        return 2
+    prompts = read_prompts()
+    if args.limit_prompts:
+        prompts = prompts[: args.limit_prompts]
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="enroll-bench-"))
+    takes_dir, home = work / "takes", work / "home"
+    takes_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["ASR_PINYIN_HOME"] = str(home)
+    prompt_file = work / "prompts.tsv"
+    prompt_file.write_text("id\thanzi\tpinyin\n" + "".join(f"{p.id}\t{p.text}\t{p.pinyin}\n" for p in prompts),
+                           encoding="utf-8")
+    t0 = time.time()
+    rendered = render_prompts(prompts, takes_dir, args.seed)
+    print(f"rendered {rendered['rendered']} prompts ({rendered['audio_s']:.0f} s of audio) in "
+          f"{time.time() - t0:.0f} s", file=sys.stderr)
+    name = f"klatt-seed{args.seed}"
+    t0 = time.time()
+    code = cli(["enroll", "--name", name, "--from-dir", str(takes_dir), "--prompts", str(prompt_file),
+                "--am", am, "--min-takes", str(max(2, int(0.6 * len(prompts)))),
+                "--max-steps", str(args.max_steps), "--max-minutes", str(args.max_minutes),
+                "--max-mismatch", str(args.max_mismatch), "--force-adapt"])
+    enroll_s = time.time() - t0
+    from asr_pinyin.enroll.profile import VoiceProfile
+
+    prof = VoiceProfile(name, home / "voices")
+    report = json.loads(prof.report.read_text()) if prof.report.is_file() else None
+    result = {"am": am, "seed": args.seed, "render": rendered, "enroll_exit": code,
+              "takes": len(prof.takes()), "enroll_wall_s": round(enroll_s, 1), "adapt_report": report}
+    if prof.adapter.is_file():
+        before = run_eval(Path(args.test), am, None, 0)
+        after = run_eval(Path(args.test), am, prof.adapter, 0)
+        result["heldout_voice_test"] = {"before": before, "after": after}
+        if "error" not in before and "error" not in after:
+            b, a = before["syllable_error_rate"], after["syllable_error_rate"]
+            result["heldout_voice_test"]["relative_reduction"] = round((b - a) / b, 4) if b else None
+        if args.general:
+            result["general_test"] = {
+                "base": run_eval(Path(args.general), am, None, args.general_limit),
+                "adapter_on": run_eval(Path(args.general), am, prof.adapter, args.general_limit)}
+    else:
+        result["heldout_voice_test"] = {"error": "no adapter was written (see the enroll output above)"}
+    print(json.dumps(result, ensure_ascii=False))
+    if not args.keep:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if prof.adapter.is_file() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
