@@ -161,7 +161,8 @@ def load_checker_model(path=None, out=None):
     try:
         return load_model(path)
     except ModelLoadError as e:
-        print(f"warning: {e}; the prompt-match check is skipped", file=out or sys.stderr)
+        print(f"warning: {e}; the prompt-match check is skipped (adaptation needs the model too)",
+              file=out or sys.stderr)
         return None
 
 
@@ -237,6 +238,8 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
                 return None
         except (json.JSONDecodeError, OSError):
             pass
+    from asr_pinyin.acoustic.model import ModelLoadError
+
     try:
         from asr_pinyin.acoustic.finetune import finetune_am
     except ImportError as e:
@@ -249,9 +252,12 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
 
     with tempfile.TemporaryDirectory(prefix="enroll-adapt-") as work:   # trainer checkpoints: scratch
         extra = {"work_dir": work} if "work_dir" in inspect.signature(finetune_am).parameters else {}
-        rep = finetune_am(str(train), str(profile.adapter), method="lora",
-                          base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
-                          max_steps=max_steps, max_minutes=max_minutes, progress=progress, **extra)
+        try:
+            rep = finetune_am(str(train), str(profile.adapter), method="lora",
+                              base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
+                              max_steps=max_steps, max_minutes=max_minutes, progress=progress, **extra)
+        except (ModelLoadError, ValueError) as e:      # no base model, bad recipe or manifest
+            raise EnrollError(f"adaptation failed: {e}; the {len(takes)} takes are kept") from None
     report = {"voice": profile.name, "takes": len(takes), "train_takes": n_train, "val_takes": n_val,
               "base": str(base) if base else "default", "adapter": str(profile.adapter), **rep}
     tmp = profile.report.with_suffix(".json.tmp")
