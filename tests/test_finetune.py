@@ -216,3 +216,26 @@ def test_finetune_lm_under_torchrun_two_gloo_processes(lm_adapter, tmp_path):
     lm = LanguageModel.load(base)
     lm.add_adapter("ddp", tmp_path / "ddp.pt")
     assert lm.domains == {"ddp"}
+
+
+def test_transcribe_with_an_enrolled_voice(am_adapter, lm_adapter, tmp_path, monkeypatch, capsys):
+    """`transcribe --voice NAME` finds the voice's adapter in the user's profile folder."""
+    import shutil
+
+    from asr_pinyin.cli import main
+
+    base_am, am_file, _, _ = am_adapter
+    base_lm, _, _ = lm_adapter
+    monkeypatch.setenv("ASR_PINYIN_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "voices" / "alice").mkdir(parents=True)
+    shutil.copy(am_file, tmp_path / "home" / "voices" / "alice" / "adapter.pt")
+    x = np.concatenate([np.zeros(8000, np.float32), speech(SENTENCES[2][1], 260), np.zeros(8000, np.float32)])
+    sf.write(tmp_path / "a.wav", x, 16000)
+    common = ["transcribe", str(tmp_path / "a.wav"), "--am", str(base_am), "--lm", str(base_lm), "-q",
+              "-f", "json", "-o", str(tmp_path / "out")]
+    assert main(common + ["--voice", "alice"]) == 0
+    segs = json.loads((tmp_path / "out" / "a.json").read_text())["segments"]
+    assert segs and segs[0]["text"]
+    capsys.readouterr()
+    assert main(common + ["--voice", "bob"]) == 2
+    assert "bob" in capsys.readouterr().err

@@ -13,6 +13,7 @@ Voice enrollment (`asr-pinyin enroll`) calls `finetune_am` on a user's recorded 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -82,11 +83,14 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
     cfg = finetune_config(train_manifest, str(work), method, base, dev_manifest, max_steps, max_minutes,
                           rank, lr, seed, threads)
     torch.set_num_threads(max(1, threads))
+    rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
     base_model = load_model(cfg.train.init_from)
-    before = dev_ser(base_model, dev_manifest) if dev_manifest else None
+    before = dev_ser(base_model, dev_manifest) if dev_manifest and rank == 0 else None
     trainer = Trainer(cfg)
     trainer.quiet = not progress
     trainer.run()
+    if rank != 0:
+        return {"rank": rank, "steps": trainer.step}
     product = work / ("adapter.pt" if method == "lora" else "model.pt")
     if not product.is_file():              # stopped by the time limit: finish with what exists
         trainer.finish()

@@ -16,6 +16,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a phrase to prefer (repeat for several)")
     p.add_argument("--trailing-silence-ms", type=int, default=None,
                    help="silence that ends a segment (endpoint rule; default 800)")
+    p.add_argument("--voice", help="an enrolled voice (asr-pinyin enroll --name NAME), or with "
+                   "--server a voice the server has loaded")
+    p.add_argument("--domain", help="language domain adapter name (from --adapters, or the server's)")
+    p.add_argument("--adapters", metavar="DIR", help="load LoRA adapters from DIR/lm/*.pt (domains) "
+                   "and DIR/am/*.pt (voices); local models only")
 
 
 def register(sub) -> None:
@@ -31,7 +36,6 @@ def register(sub) -> None:
     p.add_argument("-j", "--jobs", type=int, default=4, help="files transcribed at once (default 4)")
     p.add_argument("--nbest", type=int, default=1, help="n-best alternatives per segment in json")
     p.add_argument("--max-segment-ms", type=int, default=None, help="longest segment (endpoint rule)")
-    p.add_argument("--domain", help="language domain adapter name")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--summary-json", action="store_true", help="print the summary as JSON on stdout")
     _common(p)
@@ -69,16 +73,16 @@ def _transcribe(args) -> int:
     endpoint = {k: v for k, v in (("trailing_silence_ms", args.trailing_silence_ms),
                                   ("max_segment_ms", args.max_segment_ms)) if v}
     options = {"hotwords": args.hotword, "nbest": args.nbest, "endpoint": endpoint or None,
-               "domain": args.domain}
+               "domain": args.domain, "voice": args.voice}
     try:
         if args.server:
             engine = ServerEngine(args.server, args.token or os.environ.get("ASR_PINYIN_TOKEN"), options)
         else:
             from asr_pinyin.recognizer import StreamOptions, StreamConfigError
-            engine = LocalEngine(args.am, args.lm, options)
+            engine = LocalEngine(args.am, args.lm, options, adapters=args.adapters)
             try:   # check the options once, not once per file
                 engine.rec.create_stream(StreamOptions(args.hotword, args.nbest, options["endpoint"],
-                                                       args.domain, partials=False)).close()
+                                                       args.domain, args.voice, partials=False)).close()
             except StreamConfigError as e:
                 engine.close()
                 raise TranscribeError(str(e)) from None

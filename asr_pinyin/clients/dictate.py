@@ -205,9 +205,16 @@ def dictate(args) -> int:
     else:
         from asr_pinyin.recognizer import Recognizer, StreamOptions
         from asr_pinyin.recognizer.adapters import StageLoadError
+        from .transcribe import load_adapters
         try:
             rec = Recognizer.load(args.am, args.lm)
         except StageLoadError as e:
+            raise DictateError(str(e)) from None
+        try:
+            load_adapters(rec, args.adapters, args.voice)
+            rec.create_stream(StreamOptions(domain=args.domain, voice=args.voice)).close()
+        except Exception as e:     # an unknown voice or domain: say which, before opening the mic
+            rec.close()
             raise DictateError(str(e)) from None
     mic, blocks, sr = open_input(sd, device, args.rate)
     display.status(f"listening on {device['name']!r} at {sr} Hz"
@@ -218,14 +225,15 @@ def dictate(args) -> int:
         if args.server:
             try:
                 client = WsClient(args.server, sample_rate=sr, hotwords=args.hotword, endpoint=endpoint,
+                                  domain=args.domain, voice=args.voice,
                                   token=args.token or os.environ.get("ASR_PINYIN_TOKEN")).connect()
                 run_server(client, blocks, display, stop_at)
             except ServerError as e:
                 raise DictateError(str(e)) from None
         else:
             try:
-                run_local(rec, StreamOptions(hotwords=args.hotword, endpoint=endpoint), blocks, sr,
-                          display, stop_at)
+                run_local(rec, StreamOptions(hotwords=args.hotword, endpoint=endpoint, domain=args.domain,
+                                             voice=args.voice), blocks, sr, display, stop_at)
             finally:
                 rec.close()
     finally:

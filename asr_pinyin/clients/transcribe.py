@@ -86,10 +86,24 @@ def read_blocks(path: Path, block_s: float = BLOCK_S):
         raise AudioError(path, f"corrupt audio ({str(e).strip()[:200] or type(e).__name__})") from None
 
 
+def load_adapters(rec, folder=None, voice: str | None = None) -> None:
+    """Adapters for a local Recognizer: a folder of them, and an enrolled voice by name
+    (ValueError with the reason when one cannot be loaded)."""
+    from asr_pinyin.finetune.lora import AdapterError
+
+    try:
+        if folder:
+            rec.add_adapter_dir(folder)
+        if voice and voice not in rec.am.voices:
+            rec.add_voice(voice)
+    except (AdapterError, OSError, LookupError) as e:
+        raise ValueError(str(e)) from None
+
+
 class LocalEngine:
     """Transcribes with models loaded in this process (one Recognizer, one stream per file)."""
 
-    def __init__(self, am=None, lm=None, options=None, recognizer_options=None):
+    def __init__(self, am=None, lm=None, options=None, recognizer_options=None, adapters=None):
         from asr_pinyin.recognizer import Recognizer
         from asr_pinyin.recognizer.adapters import StageLoadError
 
@@ -98,13 +112,18 @@ class LocalEngine:
         except StageLoadError as e:
             raise TranscribeError(str(e)) from None
         self.options = options or {}
+        try:
+            load_adapters(self.rec, adapters, self.options.get("voice"))
+        except ValueError as e:
+            self.rec.close()
+            raise TranscribeError(str(e)) from None
 
     def run(self, path: Path, progress) -> list[dict]:
         from asr_pinyin.recognizer import Final, StreamError, StreamOptions
 
         opts = StreamOptions(hotwords=self.options.get("hotwords", []), nbest=self.options.get("nbest", 1),
                              endpoint=self.options.get("endpoint"), domain=self.options.get("domain"),
-                             partials=False)
+                             voice=self.options.get("voice"), partials=False)
         stream = self.rec.create_stream(opts)
         finals = []
 
@@ -145,7 +164,8 @@ class ServerEngine:
         # float32 on the wire: decoded samples (mp3, channel means) reach the server unrounded
         client = WsClient(self.url, sample_rate=sr, format="float32", partials=False, token=self.token,
                           hotwords=self.options.get("hotwords", []), nbest=self.options.get("nbest", 1),
-                          endpoint=self.options.get("endpoint"), domain=self.options.get("domain"))
+                          endpoint=self.options.get("endpoint"), domain=self.options.get("domain"),
+                          voice=self.options.get("voice"))
         with client:
             client.send_audio(first)
             progress(first.size / sr)
