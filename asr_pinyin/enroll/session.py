@@ -218,10 +218,12 @@ def record(profile: VoiceProfile, prompts: list, source, cfg: CheckConfig | None
 
 def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: float = 0.1,
           max_steps: int = 300, max_minutes: float = 10.0, progress: bool = True, force: bool = False,
-          out=None) -> dict | None:
+          out=None, scratch: str | None = None) -> dict | None:
     """Train the voice's LoRA adapter on its takes (held-back share validates it); write report.json.
 
     Returns the report, or None when there are too few takes or the adapter is already up to date.
+    `scratch`: the folder the trainer's temporary work dir is made in (the server follows its
+    log.jsonl there to report progress); default: the system's temp folder.
     """
     out = out or sys.stderr
     takes = profile.takes()
@@ -250,7 +252,7 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
     import inspect
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="enroll-adapt-") as work:   # trainer checkpoints: scratch
+    with tempfile.TemporaryDirectory(prefix="enroll-adapt-", dir=scratch) as work:   # trainer checkpoints: scratch
         extra = {"work_dir": work} if "work_dir" in inspect.signature(finetune_am).parameters else {}
         try:
             rep = finetune_am(str(train), str(profile.adapter), method="lora",

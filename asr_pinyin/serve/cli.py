@@ -1,6 +1,7 @@
 """`asr-pinyin serve`: the websocket server (protocol in docs/PROTOCOL.md)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -33,6 +34,11 @@ def register(sub) -> None:
                    help="folder of LoRA adapters: lm/NAME.pt (start message 'domain'), am/NAME.pt ('voice')")
     p.add_argument("--voice", action="append", default=[], dest="voices",
                    help="an enrolled voice (asr-pinyin enroll) sessions may choose (repeat)")
+    p.add_argument("--enroll", action=argparse.BooleanOptionalAction, default=True,
+                   help="voice enrollment on ws://HOST:PORT/enroll, the page's 'Enroll my voice' "
+                        "mode (default on; --no-enroll turns it off)")
+    p.add_argument("--enroll-min-takes", type=int, default=60,
+                   help="takes before an enrollment may adapt (default 60)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +49,7 @@ def run(args) -> int:
     from asr_pinyin.recognizer import Recognizer, RecognizerOptions
     from asr_pinyin.recognizer.adapters import StageLoadError, load_stages
 
+    from .enroll import EnrollConfig
     from .server import AsrServer, ServerConfig
 
     if not 1 <= args.port <= 65535:
@@ -68,7 +75,9 @@ def run(args) -> int:
         return 1
     cfg = ServerConfig(args.host, args.port, args.max_sessions, args.max_frame_bytes,
                        args.idle_timeout, args.max_session, args.max_segment_ms, args.max_backlog,
-                       args.token, tuple(args.origins) if args.origins else None)
+                       args.token, tuple(args.origins) if args.origins else None,
+                       enroll=args.enroll, enroll_config=EnrollConfig(am=args.am,
+                                                                      min_takes=args.enroll_min_takes))
     server = AsrServer(rec, cfg)
 
     async def main() -> None:

@@ -45,6 +45,8 @@ class ServerConfig:
     token: str | None = None          # shared secret: `Authorization: Bearer T` or `?token=T`
     allowed_origins: tuple[str, ...] | None = None  # browser Origins allowed (None: any)
     shutdown_grace_s: float = 10.0
+    enroll: bool = True               # voice enrollment on path /enroll (serve/enroll.py)
+    enroll_config: object = None      # an enroll.EnrollConfig (None: its defaults)
 
 
 class Session:
@@ -300,6 +302,9 @@ class AsrServer:
             return _response(401, "missing or wrong token\n", "text/plain; charset=utf-8")
         if path == "/metrics":
             return _response(200, metrics.render(self), "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/voices":   # what a start message's "voice" may name (the page's selector)
+            body = {"voices": sorted(getattr(self.recognizer.am, "voices", ())), "enroll": self.config.enroll}
+            return _response(200, json.dumps(body, ensure_ascii=False), "application/json")
         return None
 
     async def _handler(self, ws) -> None:
@@ -316,7 +321,11 @@ class AsrServer:
             except ConnectionClosed:
                 pass
             return
-        session = Session(self, ws)
+        if urlsplit(ws.request.path).path == "/enroll":
+            from .enroll import EnrollSession   # voice enrollment (docs/PROTOCOL.md, Enrollment)
+            session = EnrollSession(self, ws)
+        else:
+            session = Session(self, ws)
         self.sessions.add(session)
         try:
             await session.run()

@@ -6,13 +6,17 @@
 
 const $ = (id) => document.getElementById(id);
 const NBEST = 5;
-const state = { ws: null, ctx: null, node: null, media: null, ready: false, sent: 0 };
+const state = { ws: null, ctx: null, node: null, media: null, ready: false, sent: 0, sink: null };
 window.asrEvents = []; // every server message, for debugging and tests
 
-function serverUrl() {
+function serverUrl(path = "/") {
   const q = new URLSearchParams(location.search);
-  if (q.get("server")) return q.get("server");
-  const url = new URL((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/");
+  if (q.get("server")) { // keep its query (a token); only the path changes
+    const given = new URL(q.get("server"));
+    if (path !== "/") given.pathname = path;
+    return path === "/" ? q.get("server") : given.toString();
+  }
+  const url = new URL((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
   if (q.get("token")) url.searchParams.set("token", q.get("token"));
   return url.toString();
 }
@@ -31,7 +35,8 @@ function toast(text) {
 }
 
 // ---- audio --------------------------------------------------------------------------------
-async function startMic() {
+// onPcm(ArrayBuffer of 100 ms pcm_s16le at 16 kHz): where the audio goes (dictation or enrollment)
+async function startMic(onPcm) {
   if (!window.isSecureContext || !navigator.mediaDevices)
     throw new Error("browsers allow the microphone only on https:// or http://localhost pages");
   state.media = await navigator.mediaDevices.getUserMedia({
@@ -41,12 +46,10 @@ async function startMic() {
   await state.ctx.audioWorklet.addModule("mic-worklet.js");
   const src = state.ctx.createMediaStreamSource(state.media);
   state.node = new AudioWorkletNode(state.ctx, "pcm16k");
+  state.sink = onPcm;
   state.node.port.onmessage = (e) => {
-    $("level").style.width = Math.min(100, e.data.rms * 400) + "%";
-    if (state.ready && state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(e.data.pcm);
-      state.sent += e.data.pcm.byteLength;
-    }
+    document.querySelectorAll(".meter div").forEach((m) => { m.style.width = Math.min(100, e.data.rms * 400) + "%"; });
+    if (state.sink) state.sink(e.data.pcm);
   };
   const mute = state.ctx.createGain();
   mute.gain.value = 0; // keep the node in the rendering graph without playing the mic back
@@ -54,10 +57,18 @@ async function startMic() {
 }
 
 function stopMic() {
+  state.sink = null; // nothing captured after this point is sent
   if (state.media) state.media.getTracks().forEach((t) => t.stop());
   if (state.ctx) state.ctx.close();
   state.media = state.ctx = state.node = null;
-  $("level").style.width = "0";
+  document.querySelectorAll(".meter div").forEach((m) => { m.style.width = "0"; });
+}
+
+function sendToDictation(pcm) {
+  if (state.ready && state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(pcm);
+    state.sent += pcm.byteLength;
+  }
 }
 
 // ---- session ------------------------------------------------------------------------------
@@ -65,7 +76,7 @@ async function start() {
   $("start").disabled = true;
   setStatus("connecting", "connecting…");
   try {
-    await startMic();
+    await startMic(sendToDictation);
   } catch (err) {
     setStatus("error", "microphone unavailable: " + (err.message || err.name));
     $("start").disabled = false;
@@ -76,8 +87,10 @@ async function start() {
   state.ws = ws;
   ws.onopen = () => {
     const hotwords = $("hotwords").value.split(/[,，\s]+/).filter(Boolean);
-    ws.send(JSON.stringify({ type: "start", version: 1, sample_rate: 16000, format: "pcm_s16le",
-                             hotwords, nbest: NBEST, endpoint: {} }));
+    const start = { type: "start", version: 1, sample_rate: 16000, format: "pcm_s16le",
+                    hotwords, nbest: NBEST, endpoint: {} };
+    if ($("voice").value) start.voice = $("voice").value; // an enrolled voice (its acoustic adapter)
+    ws.send(JSON.stringify(start));
   };
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onerror = () => setStatus("error", "connection failed: " + serverUrl());
@@ -223,6 +236,33 @@ async function copyText() {
   toast(`copied ${Array.from(text).length} characters`);
 }
 
+// ---- voices (enrolled on this server) and the two modes --------------------------------------
+function addVoice(name, select) {
+  const sel = $("voice");
+  if (![...sel.options].some((o) => o.value === name)) sel.add(new Option(name, name));
+  if (select) sel.value = name;
+  $("voice-pick").hidden = false;
+}
+
+async function loadVoices() {
+  try {
+    const url = new URL(serverUrl("/voices").replace(/^ws/, "http"));
+    const info = await (await fetch(url)).json();
+    info.voices.forEach((v) => addVoice(v, false));
+    if (!info.enroll) $("tab-enroll").hidden = true;
+  } catch (_) { /* an older server or another host: no selector, dictation as before */ }
+}
+
+function showMode(mode) {
+  for (const m of ["dictate", "enroll"]) {
+    $("mode-" + m).hidden = m !== mode;
+    $("tab-" + m).classList.toggle("active", m === mode);
+  }
+}
+
+$("tab-dictate").onclick = () => showMode("dictate");
+$("tab-enroll").onclick = () => showMode("enroll");
+loadVoices();
 $("start").onclick = start;
 $("stop").onclick = stop;
 $("endutt").onclick = () => state.ws && state.ws.send(JSON.stringify({ type: "end_utterance" }));
