@@ -176,7 +176,7 @@ def test_bad_input_gets_error_and_close_code(server, messages, code, close):
     assert msgs[-1] == {"type": "closed", "reason": code} and got == close
 
 
-def test_one_session_per_voice_and_enroll_can_be_off(server, rec):
+def test_one_session_per_voice_enroll_off_and_idle(server, rec):
     with connect(server.url + "enroll") as first:
         send(first, {**START, "name": "carol"})
         assert recv(first)["type"] == "enroll_ready"
@@ -188,6 +188,10 @@ def test_one_session_per_voice_and_enroll_can_be_off(server, rec):
         assert got == 1008
         voices = json.loads(urllib.request.urlopen(off.url.replace("ws", "http") + "voices").read())
         assert voices["enroll"] is False
+    with ServerThread(rec, ServerConfig(port=0, enroll_config=EnrollConfig(idle_timeout_s=0.3))) as idle:
+        msgs, got = session(idle.url + "enroll", [])
+        assert msgs[0]["code"] == "idle_timeout" and msgs[0]["message"] == "no message for 0.3 s"
+        assert got == 1008
 
 
 def test_adaptation_then_dictation_uses_the_voice(server, rec):

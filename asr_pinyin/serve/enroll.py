@@ -48,6 +48,7 @@ class EnrollConfig:
     max_minutes: float = 10.0
     checks: CheckConfig = field(default_factory=CheckConfig)
     progress_every_s: float = 1.0
+    idle_timeout_s: float = 600.0    # people pause between takes (dictation's limit is shorter)
 
 
 class Hub:
@@ -140,23 +141,25 @@ class EnrollSession:
         self.take: tuple[int, object] | None = None     # (prompt index, prompt) while recording
         self.chunks: list[np.ndarray] = []
         self.samples = 0
+        self.gone = False                                 # the client left during adaptation
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
         cfg, loop = self.server.config, asyncio.get_running_loop()
-        begin = last = loop.time()
+        idle, begin = self.hub.cfg.idle_timeout_s, loop.time()
+        last = begin
         try:
             if not cfg.enroll:
                 raise P.ProtocolError("enroll_disabled", "voice enrollment is turned off on this "
                                       "server (asr-pinyin serve --no-enroll)", P.CLOSE_POLICY)
             while True:
-                idle_left = cfg.idle_timeout_s - (loop.time() - last)
+                idle_left = idle - (loop.time() - last)
                 total_left = cfg.max_session_s - (loop.time() - begin)
                 try:
                     data = await asyncio.wait_for(self.ws.recv(), max(0.0, min(idle_left, total_left)))
                 except (asyncio.TimeoutError, TimeoutError):
                     code = "idle_timeout" if idle_left <= total_left else "session_timeout"
-                    limit = cfg.idle_timeout_s if code == "idle_timeout" else cfg.max_session_s
+                    limit = idle if code == "idle_timeout" else cfg.max_session_s
                     raise P.ProtocolError(code, f"no message for {limit:g} s" if code == "idle_timeout"
                                           else f"session longer than {limit:g} s", P.CLOSE_POLICY) from None
                 if isinstance(data, str):
@@ -298,7 +301,7 @@ class EnrollSession:
         if have < need:
             raise P.ProtocolError("too_few_takes", f"{have} takes; adaptation needs at least {need}",
                                   P.CLOSE_PROTOCOL)
-        hub, t0, self.gone = self.hub, time.monotonic(), False
+        hub, t0 = self.hub, time.monotonic()
         if hub.adapting.locked():
             await self._send(P.message("adapt_progress", stage="queued", step=0,
                                        max_steps=hub.cfg.max_steps, elapsed_s=0.0))

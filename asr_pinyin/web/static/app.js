@@ -87,10 +87,10 @@ async function start() {
   state.ws = ws;
   ws.onopen = () => {
     const hotwords = $("hotwords").value.split(/[,，\s]+/).filter(Boolean);
-    const start = { type: "start", version: 1, sample_rate: 16000, format: "pcm_s16le",
-                    hotwords, nbest: NBEST, endpoint: {} };
-    if ($("voice").value) start.voice = $("voice").value; // an enrolled voice (its acoustic adapter)
-    ws.send(JSON.stringify(start));
+    const msg = { type: "start", version: 1, sample_rate: 16000, format: "pcm_s16le",
+                  hotwords, nbest: NBEST, endpoint: {} };
+    if ($("voice").value) msg.voice = $("voice").value; // an enrolled voice (its acoustic adapter)
+    ws.send(JSON.stringify(msg));
   };
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onerror = () => setStatus("error", "connection failed: " + serverUrl());

@@ -105,7 +105,7 @@ function updateProgress() {
   $("enroll-bar").style.width = (total ? 100 * n / total : 0) + "%";
   const short = Math.max(0, en.minTakes - n);
   $("adapt").disabled = !en.ws || short > 0 || en.recording;
-  $("adapt-need").textContent = short > 0 ? `${short} more takes before adapting (needs ${en.minTakes})`
+  $("adapt-need").textContent = short > 0 ? `${short} more take${short > 1 ? "s" : ""} before adapting (needs ${en.minTakes})`
                                           : `${n} takes ready`;
 }
 
