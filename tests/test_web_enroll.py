@@ -194,6 +194,34 @@ def test_one_session_per_voice_enroll_off_and_idle(server, rec):
         assert got == 1008
 
 
+def test_serve_no_enroll_flag(tiny_am):
+    """`asr-pinyin serve --no-enroll` as a user runs it: /enroll refuses, /voices says so."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "asr_pinyin.cli", "serve", "--port", str(port),
+                             "--am", str(tiny_am), "--lm", str(model_paths()[1]), "--no-enroll"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                voices = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/voices").read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.1)
+        assert voices == {"voices": [], "enroll": False}
+        msgs, got = session(f"ws://127.0.0.1:{port}/enroll", [{**START, "name": "frank"}])
+        assert msgs[0]["code"] == "enroll_disabled" and got == 1008
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def test_adaptation_then_dictation_uses_the_voice(server, rec):
     """3 takes, a real 3-step LoRA adaptation with progress, then `"voice": "erin"` is accepted."""
     with connect(server.url + "enroll") as ws:
