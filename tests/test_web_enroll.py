@@ -168,6 +168,9 @@ TAKE = {"type": "take", "prompt": "p0"}
     ([{**START, "name": "b12"}, {**START, "name": "b12"}], "already_started", 1002),
     ([{**START, "name": "b13"}, {"type": "adapt"}], "too_few_takes", 1002),
     ([{**START, "name": "b14"}, {"type": "take_end", "x": 1}], "unknown_field", 1007),
+    ([{**START, "name": "b15"}, {"type": "take", "prompt": 3}], "bad_take", 1007),
+    ([{**START, "name": "b16"}, {"type": "take"}], "bad_take", 1007),
+    ([json.dumps({"type": "take", "prompt": "x" * 70000})], "message_too_big", 1009),
 ])
 def test_bad_input_gets_error_and_close_code(server, messages, code, close):
     msgs, got = session(server.url + "enroll", messages)
