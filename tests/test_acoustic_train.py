@@ -118,3 +118,13 @@ def test_transcribe_cli_gives_slots_and_clear_errors(trained, manifest, tmp_path
     assert main(["transcribe-am", str(one), "--model", str(trained / "model.pt")]) == 0
     assert main(["transcribe-am", str(tmp_path / "missing.flac"), "--model", str(trained / "model.pt")]) == 2
     assert "missing.flac" in capsys.readouterr().err
+
+
+def test_chunk_warmup_and_intermediate_ctc(manifest, tmp_path):
+    full = load_config("tiny", [f'data.train=["{manifest}"]', f'train.out_dir="{tmp_path / "run"}"',
+                                "train.max_steps=3", "train.chunk_after=2", "train.dynamic_chunk_prob=1.0",
+                                "train.inter_ctc_layer=1", "train.inter_ctc_weight=0.3", "train.log_every=1"])
+    assert [sample_chunk(s, full.train)[0] == 0 for s in range(4)] == [True, True, False, False]
+    Trainer(full).run()
+    losses = [r["loss"] for r in read_log(tmp_path / "run") if "loss" in r]
+    assert losses and all(0 < l < 1e4 for l in losses)

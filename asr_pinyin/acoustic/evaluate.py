@@ -85,7 +85,8 @@ def load_text_decoder(path=None):
         if not slots:
             return ""
         try:
-            return lm.convert([list(map(tuple, s)) for s in slots]).text
+            # hanzi as the labels have them: numbers stay in hanzi (no ITN) for the CER
+            return lm.convert([list(map(tuple, s)) for s in slots], itn_numbers=False).text
         except ValueError:                # input the LM refuses counts as an empty hypothesis
             return ""
     return decode_slots

@@ -160,10 +160,11 @@ class AcousticModel(nn.Module):
         return 0.01 * self.subsample.stride
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: int = 0,
-                left_chunks: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+                left_chunks: int = -1, inter_layer: int = 0):
         """(B, T, n_mels) raw fbank -> (B, T', V) log-probs and output lengths.
 
         chunk <= 0: full context; otherwise chunked attention with `left_chunks` (<0: unlimited).
+        inter_layer > 0 (training): also the head's log-probs on that layer's output, third.
         """
         x = self.cmvn(feats)
         x = x.masked_fill((torch.arange(x.shape[1], device=x.device)[None] >= lengths[:, None])[..., None], 0.0)
@@ -176,8 +177,13 @@ class AcousticModel(nn.Module):
         key_ok = valid[:, None, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)
         mask = key_ok if mask is None else key_ok & mask
         rot = rope_angles(pos, self.cfg.d_model // self.cfg.n_heads)
-        for layer in self.layers:
+        inter = None
+        for i, layer in enumerate(self.layers, 1):
             x, _, _ = layer(x, rot, mask)
+            if i == inter_layer:
+                inter = self.head(x).log_softmax(-1)
+        if inter is not None:
+            return self.head(x).log_softmax(-1), out_len, inter
         return self.head(x).log_softmax(-1), out_len
 
     # ---- streaming -------------------------------------------------------------------------

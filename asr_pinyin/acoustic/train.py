@@ -40,7 +40,7 @@ def lr_at(step: int, cfg) -> float:
 def sample_chunk(step: int, cfg) -> tuple[int, int]:
     """(chunk frames, left chunks) for this step, identical on every rank (seeded by step)."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
-    if rng.random() >= cfg.dynamic_chunk_prob:
+    if rng.random() >= cfg.dynamic_chunk_prob or step < cfg.chunk_after:
         return 0, -1
     left = rng.randint(1, cfg.max_left_chunks) if rng.random() < 0.5 else -1
     return rng.randint(1, cfg.max_chunk_frames), left
@@ -188,9 +188,16 @@ class Trainer:
             x = spec_augment(x, self.cfg.augment, float(model.cmvn.mean.mean()))
         chunk, left = sample_chunk(self.step, tc)
         self.ddp.train()
-        lp, out_len = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left)
-        loss = F.ctc_loss(lp.transpose(0, 1), y.to(self.device), out_len, ylen.to(self.device),
-                          blank=0, reduction="sum", zero_infinity=True) / x.shape[0]
+        inter = tc.inter_ctc_layer if tc.inter_ctc_weight > 0 else 0
+        out = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left, inter)
+        lp, out_len = out[0], out[1]
+        y, ylen = y.to(self.device), ylen.to(self.device)
+        loss = F.ctc_loss(lp.transpose(0, 1), y, out_len, ylen, blank=0, reduction="sum",
+                          zero_infinity=True) / x.shape[0]
+        if inter:      # intermediate CTC (Lee & Watanabe 2021): the same head on a middle layer
+            inter_loss = F.ctc_loss(out[2].transpose(0, 1), y, out_len, ylen, blank=0, reduction="sum",
+                                    zero_infinity=True) / x.shape[0]
+            loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * inter_loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--ngram-weight", type=float, default=None, help="override the n-gram weight (0: network only)")
     p.add_argument("--lex-weight", type=float, default=None, help="override the word-bonus weight (0: off)")
     p.add_argument("--adapter", default=None, help="a LoRA domain adapter file (from finetune-lm)")
+    p.add_argument("--adapter-ngram-mix", type=float, default=None,
+                   help="weight of the adapter's domain n-gram (0: its network part alone)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("finetune-lm", help="adapt the language model to a domain from text (LoRA or full)")
@@ -159,7 +161,7 @@ def _eval(args) -> int:
         domain = None
         if args.adapter:
             domain = "adapter"
-            lm.add_adapter(domain, args.adapter)
+            lm.add_adapter(domain, args.adapter, args.adapter_ngram_mix)
         res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt, domain=domain)
         if args.adapter:
             res["adapter"] = args.adapter

@@ -75,10 +75,11 @@ class LanguageModel:
     def domains(self) -> frozenset[str]:
         return frozenset(self.adapters)
 
-    def add_adapter(self, name: str, path: str | Path) -> dict:
+    def add_adapter(self, name: str, path: str | Path, ngram_mix: float | None = None) -> dict:
         """Load a LoRA domain adapter (from `finetune-lm --method lora`) next to the base weights.
 
-        The base model is not reloaded or changed; `convert_slots(..., domain=name)` uses it."""
+        The base model is not reloaded or changed; `convert_slots(..., domain=name)` uses it.
+        `ngram_mix` overrides the weight of the adapter's domain n-gram (0: network adapter only)."""
         from asr_pinyin.finetune.lora import AdapterError, fingerprint, load_adapter
 
         from .ngram import MixedNgram
@@ -90,8 +91,9 @@ class LanguageModel:
         ck = load_adapter(self.model, path, name, "lm", base=self._fingerprint)
         self.model.to(self.device)
         mixed = None
-        if ck.get("ngram") is not None and self.ngram is not None:
-            mixed = MixedNgram(self.ngram, load_ngram(ck["ngram"]), float(ck.get("ngram_mix", 0.5)))
+        mix = float(ck.get("ngram_mix", 0.5) if ngram_mix is None else ngram_mix)
+        if ck.get("ngram") is not None and self.ngram is not None and mix > 0:
+            mixed = MixedNgram(self.ngram, load_ngram(ck["ngram"]), mix)
         self.adapters[name] = {"ngram": mixed, "path": str(path), "report": ck.get("report")}
         return self.adapters[name]
 
