@@ -59,7 +59,7 @@ class FinetuneConfig:
     dev_share: float = 0.05
     toneless_rate: float = 0.35
     corrupt_max: float = 0.2
-    ngram_mix: float = 0.5            # weight of the domain n-gram against the general one
+    ngram_mix: float = 0.2            # weight of the domain n-gram against the general one (chosen on dev)
     seed: int = 1234
     threads: int = 2
     logdir: str = ""                  # TensorBoard ("" = <out>.runs)
