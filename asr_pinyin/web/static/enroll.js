@@ -212,7 +212,7 @@ function showAdaptProgress(m) {
 
 function showAdapted(m) {
   const r = m.report;
-  $("adapt-bar").style.width = "100%";
+  $("adapt-progress").hidden = true; // done: the report below says how it went
   $("adapt-status").textContent = m.message;
   const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(1) + " %");
   const rows = [["takes (train / held back)", `${r.takes} (${r.train_takes} / ${r.val_takes})`],
