@@ -19,10 +19,12 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=[False, True], ids=["conformer_ln", "pre_ln"])
+def model(request):
+    import dataclasses
+
     torch.manual_seed(0)
-    m = AcousticModel(TINY).eval()
+    m = AcousticModel(dataclasses.replace(TINY, pre_ln=request.param)).eval()
     m.cmvn.mean.fill_(-5.0)                 # a non-trivial CMVN so it is exercised
     return m
 

@@ -78,7 +78,8 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path, capsys, manifest):
 def test_schedule_and_dynamic_chunks():
     cfg = load_config("synth").train
     assert lr_at(0, cfg) < lr_at(cfg.warmup_steps, cfg) and lr_at(cfg.max_steps, cfg) == pytest.approx(cfg.min_lr)
-    picks = [sample_chunk(s, cfg) for s in range(400)]
+    assert all(sample_chunk(s, cfg) == (0, -1) for s in range(cfg.chunk_after))   # full context first
+    picks = [sample_chunk(s, cfg) for s in range(cfg.chunk_after, cfg.chunk_after + 400)]
     full = sum(c == 0 for c, _ in picks)
     assert 120 < full < 280                                   # about half the batches full context
     assert all(1 <= c <= cfg.max_chunk_frames for c, _ in picks if c)

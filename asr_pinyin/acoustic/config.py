@@ -29,6 +29,11 @@ class ModelConfig:
     n_layers: int = 8
     conv_kernel: int = 15        # causal depthwise conv in each block (frames of left context)
     dropout: float = 0.1
+    # Pre-LN throughout: no LayerNorm at the end of each block, one before the head. The
+    # Conformer paper's per-block final LayerNorm (pre_ln = false) makes a deep stack a post-LN
+    # network: at 8 layers it sat on the CTC blank plateau for 1,500+ steps where pre-LN left it
+    # in ~100 (64-utterance check, docs/ACOUSTIC.md).
+    pre_ln: bool = False
     vocab_size: int = 1364       # blank (0) + 1,363 tonal syllables in asr_pinyin.pinyin.TONAL order
 
     @property

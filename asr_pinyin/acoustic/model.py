@@ -118,7 +118,8 @@ class ConformerBlock(nn.Module):
         d = cfg.d_model
         self.ff1 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.ff2 = FeedForward(d, cfg.ff_mult, cfg.dropout)
-        self.norm_att, self.norm_conv, self.norm_out = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm_att, self.norm_conv = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm_out = nn.Identity() if cfg.pre_ln else nn.LayerNorm(d)
         self.att = SelfAttention(d, cfg.n_heads, cfg.dropout)
         self.conv = CausalConv(d, cfg.conv_kernel)
         self.drop = nn.Dropout(cfg.dropout)
@@ -152,6 +153,7 @@ class AcousticModel(nn.Module):
         self.subsample = Subsampling(cfg.n_mels, cfg.conv_channels, cfg.stack, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_ln else nn.Identity()
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 
     @property
@@ -181,10 +183,10 @@ class AcousticModel(nn.Module):
         for i, layer in enumerate(self.layers, 1):
             x, _, _ = layer(x, rot, mask)
             if i == inter_layer:
-                inter = self.head(x).log_softmax(-1)
+                inter = self.head(self.final_norm(x)).log_softmax(-1)
         if inter is not None:
-            return self.head(x).log_softmax(-1), out_len, inter
-        return self.head(x).log_softmax(-1), out_len
+            return self.head(self.final_norm(x)).log_softmax(-1), out_len, inter
+        return self.head(self.final_norm(x)).log_softmax(-1), out_len
 
     # ---- streaming -------------------------------------------------------------------------
     def init_state(self) -> dict:
@@ -207,7 +209,7 @@ class AcousticModel(nn.Module):
             x, state["att"][i], state["conv"][i] = layer(x, rot, None, state["att"][i],
                                                          state["conv"][i], keep)
         state["offset"] += t
-        return self.head(x[0]).log_softmax(-1)
+        return self.head(self.final_norm(x[0])).log_softmax(-1)
 
 
 def count_params(model: nn.Module) -> int:

@@ -7,6 +7,8 @@ punctuation, digits, hotwords and sentence n-best out.
 """
 from __future__ import annotations
 
+import threading
+
 from .stages import LmJob, LmOut
 
 K = 3  # syllables per slot given to the language model (its training used 3)
@@ -28,6 +30,7 @@ class LanguageModelStage:
         self.lm = lm
         self.window, self.context = window, context
         self._domains = frozenset(domains)
+        self._model_lock = threading.Lock()   # adding a domain never overlaps a running batch
 
     @property
     def domains(self) -> frozenset[str]:
@@ -35,7 +38,8 @@ class LanguageModelStage:
 
     def add_domain(self, name: str, path) -> None:
         """Load a LoRA domain adapter (finetune-lm) next to the shared base weights."""
-        self.lm.add_adapter(name, path)
+        with self._model_lock:
+            self.lm.add_adapter(name, path)
 
     @classmethod
     def load(cls, path=None, device=None) -> "LanguageModelStage":
@@ -55,6 +59,10 @@ class LanguageModelStage:
         return tuple(compile_hotwords(list(items) if items else None))
 
     def convert_batch(self, jobs: list[LmJob]) -> list[LmOut]:
+        with self._model_lock:
+            return self._convert_batch(jobs)
+
+    def _convert_batch(self, jobs: list[LmJob]) -> list[LmOut]:
         from asr_pinyin.lm.slots import to_slots
 
         outs: list[LmOut | None] = [None] * len(jobs)

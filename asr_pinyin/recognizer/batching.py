@@ -10,6 +10,7 @@ a syllable is fixed once another unit follows; the open one is reported and may 
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 
 import torch
@@ -80,7 +81,7 @@ def forward_chunk_batch(model, windows: torch.Tensor, states: list[dict], keep: 
         x = layer.norm_out(x)
     for s in states:
         s["offset"] += t
-    return model.head(x).log_softmax(-1)
+    return model.head(model.final_norm(x)).log_softmax(-1)
 
 
 class SegmentState:
@@ -114,6 +115,8 @@ class BatchedAcoustic:
         self.chunk_ms = round(self.chunk * shift_ms)
         self._voices = frozenset(voices)
         self.voice_files: dict[str, str] = {}
+        # adding a voice injects LoRA layers into the shared model: never while a batch runs
+        self._model_lock = threading.Lock()
 
     @property
     def voices(self) -> frozenset[str]:
@@ -125,14 +128,19 @@ class BatchedAcoustic:
 
         if name in self.voice_files:
             raise AdapterError(f"voice {name!r} is already loaded")
-        load_adapter(self.model, path, name, "am")
-        self.model.to(self.device)
-        self.voice_files[name] = str(path)
+        with self._model_lock:
+            load_adapter(self.model, path, name, "am")
+            self.model.to(self.device)
+            self.voice_files[name] = str(path)
 
     def new_state(self, voice: str | None = None) -> SegmentState:
         return SegmentState(self.model, self.model.cfg.n_mels)
 
     def step_batch(self, jobs: list[AmJob]) -> list[list[Syllable]]:
+        with self._model_lock:
+            return self._step_batch(jobs)
+
+    def _step_batch(self, jobs: list[AmJob]) -> list[list[Syllable]]:
         # 1. features and the windows each stream can run now (rounds: r-th window of each)
         rounds: dict[tuple[int, int, str], list[tuple[SegmentState, torch.Tensor]]] = defaultdict(list)
         for job in jobs:
