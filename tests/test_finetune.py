@@ -210,9 +210,8 @@ def test_finetune_lm_under_torchrun_two_gloo_processes(lm_adapter, tmp_path):
     p = subprocess.run(cmd, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     reports = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-    main = next(r for r in reports if "world" in r)
-    assert main["world"] == 2 and main["steps"] == 4
-    assert {"rank": 1, "steps": 4, "stopped": "max_steps"} in reports
+    assert len(reports) == 1                   # rank 0 alone writes and reports
+    assert reports[0]["world"] == 2 and reports[0]["steps"] == 4
     lm = LanguageModel.load(base)
     lm.add_adapter("ddp", tmp_path / "ddp.pt")
     assert lm.domains == {"ddp"}

@@ -128,7 +128,8 @@ def run_finetune(args) -> int:
                              threads=args.threads, work_dir=args.work_dir)
     except (ConfigError, ManifestError, ModelLoadError, OSError) as e:
         return _fail(str(e))
-    print(json.dumps(report))
+    if "rank" not in report:            # under torchrun only rank 0 reports (stdout is shared)
+        print(json.dumps(report))
     return 0
 
 

@@ -182,7 +182,8 @@ def _finetune(args) -> int:
         report = finetune(cfg)
     except (OSError, ValueError) as e:
         return _fail(str(e))
-    print(json.dumps(report, ensure_ascii=False))
+    if "rank" not in report:            # under torchrun only rank 0 reports (stdout is shared)
+        print(json.dumps(report, ensure_ascii=False))
     return 0
 
 
