@@ -24,8 +24,9 @@ from .config import Config, ConfigError
 
 def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", base: str | None = None,
                     dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
-                    rank: int = 8, lr: float = 0.0, seed: int = 1234, threads: int = 2) -> Config:
-    """A fine-tuning recipe from the base model's own architecture."""
+                    rank: int = 8, lr: float = 0.0, seed: int = 1234, threads: int = 2,
+                    model=None) -> Config:
+    """A fine-tuning recipe from the base model's own architecture (`model`: the base, if loaded)."""
     import dataclasses
 
     from .model import default_model_path, load_model
@@ -33,7 +34,7 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
     if method not in ("lora", "full"):
         raise ConfigError(f"method must be lora or full, not {method!r}")
     base = str(base or default_model_path())
-    model = load_model(base)
+    model = model or load_model(base)
     cfg = Config()
     cfg.model = dataclasses.replace(model.cfg)
     cfg.data.train = [train_manifest]
@@ -80,11 +81,11 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
 
     t0 = time.time()
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="finetune-am-"))
+    base_model = load_model(base)                 # once: the recipe and the before/after SER use it
     cfg = finetune_config(train_manifest, str(work), method, base, dev_manifest, max_steps, max_minutes,
-                          rank, lr, seed, threads)
+                          rank, lr, seed, threads, model=base_model)
     torch.set_num_threads(max(1, threads))
     rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
-    base_model = load_model(cfg.train.init_from)
     before = dev_ser(base_model, dev_manifest) if dev_manifest and rank == 0 else None
     trainer = Trainer(cfg)
     trainer.quiet = not progress
