@@ -218,3 +218,43 @@ def test_training_continues_from_shipped_model(tiny, tmp_path):
     again = LanguageModel.load(train(cfg))
     before = evaluate(lm, rows[:50])["char_accuracy"]
     assert evaluate(again, rows[:50])["char_accuracy"] > before - 0.05
+
+
+def test_cache_workers_and_time_schedule(tiny, tmp_path):
+    """The encoded-corpus cache gives the same sentences as the JSONL; a batch is the same whichever
+    DataLoader worker builds it; a wall-time schedule ends the run at min_lr."""
+    import random
+    from dataclasses import replace
+
+    from asr_pinyin.lm.data import bucket_batches, confusion_table
+    from asr_pinyin.lm.train import EpochBatches, load_train_split, lr_at
+
+    lm, rows, d = tiny
+    ck = torch.load(d / "run" / "last.pt", weights_only=False)
+    cfg = TrainConfig(**{**ck["train_cfg"], "model": ModelConfig(**ck["model_cfg"])})
+    cfg = replace(cfg, cache=str(tmp_path / "train.npz"))
+    chars, prior, sents = load_train_split(cfg, None, None)          # writes the cache
+    assert (tmp_path / "train.npz").exists()
+    chars2, prior2, sents2 = load_train_split(cfg, None, None)       # reads it
+    assert chars2 == chars and prior2["rows"] == list(prior["rows"]) and len(sents2) == len(sents)
+    assert all((a == b).all() for a, b in zip(sents, sents2))
+    assert chars == ck["chars"]                                      # same vocabulary as the trained run
+
+    batches = bucket_batches([s.shape[1] for s in sents], 512, random.Random(0))
+    data = EpochBatches(sents, batches, cfg, confusion_table(), epoch=0)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+    for mine, theirs in zip((data[i] for i in range(len(data))), loader):
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    resumed = EpochBatches(sents, batches, cfg, confusion_table(), epoch=0, skip=2)
+    assert len(resumed) == len(data) - 2 and torch.equal(resumed[0]["tonal"], data[2]["tonal"])
+
+    timed = replace(cfg, time_schedule=True, max_minutes=2.0, max_steps=10**6, warmup_steps=1)
+    assert lr_at(5, timed, minutes=0.0) == pytest.approx(timed.lr, rel=1e-3)
+    assert lr_at(5, timed, minutes=1.0) == pytest.approx((timed.lr + timed.min_lr) / 2, rel=1e-3)
+    assert lr_at(5, timed, minutes=2.5) == pytest.approx(timed.min_lr)
+
+    run = replace(timed, out_dir=str(tmp_path / "run3"), max_minutes=0.05, workers=1, eval_every=10**6,
+                  init_from=str(d / "run" / "best.pt"))
+    train(run)
+    last = torch.load(tmp_path / "run3" / "last.pt", weights_only=False)
+    assert last["minutes"] >= 0.05 and last["step"] > 0 and last["best"] > 0    # ended by time, scored at the end

@@ -48,6 +48,9 @@ class TrainConfig:
     save_every_s: float = 180.0  # write last.pt at least this often
     patience: int = 10  # evaluations without dev improvement before stopping
     max_minutes: float = 0.0  # stop after this wall time (0: no limit)
+    time_schedule: bool = False  # cosine over max_minutes of wall time instead of max_steps (fixed-time GPU runs)
+    workers: int = 0  # DataLoader processes building batches (0: in the training process)
+    cache: str = ""  # .npz of the encoded train split (+ vocabulary); written once, then read (fast start)
     threads: int = 1  # CPU threads (the machine is shared)
     seed: int = 1234
     init_from: str = ""  # start (not resume) from a shipped model's weights and vocabulary, e.g. models/lm/lm.pt
