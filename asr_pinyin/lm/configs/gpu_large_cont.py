@@ -3,7 +3,7 @@
     asr-pinyin train-lm --config asr_pinyin/lm/configs/gpu_large_cont.py --fresh
 
 The first stage (5 minutes on an H200) was still improving when its schedule ended; this warm
-restart (6 more minutes, peak lr 8e-4) continues from its fp16 result, `init_from`.
+restart (5.5 more minutes, peak lr 8e-4) continues from its fp16 result, `init_from`.
 """
 import dataclasses
 
@@ -14,6 +14,6 @@ config = dataclasses.replace(
     init_from="runs/lm/gpu_large/lm_gpu_large.pt",
     lr=8e-4,
     warmup_steps=200,
-    max_minutes=6.0,
+    max_minutes=5.5,
     out_dir="runs/lm/gpu_large_cont",
 )
