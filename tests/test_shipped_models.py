@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LM_FILE = ROOT / "models" / "lm" / "lm.pt"
 AM_FILE = ROOT / "models" / "am" / "model.pt"
 IT_ADAPTER = ROOT / "models" / "adapters" / "lm" / "it.pt"
+CER_LIMIT = 0.4  # shipped models on the three espeak demo utterances: 0.25 measured (2026-11-28)
 
 GENERAL = [
     "今天天气很好，我们去公园散步吧。",
@@ -82,3 +83,46 @@ def test_shipped_it_adapter_fits_the_shipped_base(lm):
     adapted = _accuracy(lm, IT, toneless=True, domain="it")
     assert adapted >= base and adapted >= 0.9, (base, adapted)
     assert _accuracy(lm, GENERAL, toneless=False) >= 0.95      # the base is untouched without domain
+
+
+@pytest.fixture(scope="module")
+def demo_audio():
+    """The bundled demo utterances (streams/demo.jsonl), rendered by espeak-ng as `make demo` does."""
+    import torchaudio
+
+    from asr_pinyin.speech.espeak import Espeak, synth_isolated
+
+    engine = Espeak()
+    out = []
+    for line in (ROOT / "streams" / "demo.jsonl").read_text("utf-8").splitlines():
+        ref = json.loads(line)
+        audio = synth_isolated(engine, ref["pinyin"], variant="", rate=170, pitch=50)
+        audio16 = torchaudio.functional.resample(torch.from_numpy(audio), engine.sample_rate, 16000)
+        out.append((ref, audio16.numpy()))
+    return out
+
+
+def _cer(ref: str, hyp: str) -> float:
+    from asr_pinyin.acoustic.evaluate import edit_distance
+
+    ref = [c for c in ref if "\u4e00" <= c <= "\u9fff"]
+    hyp = [c for c in hyp if "\u4e00" <= c <= "\u9fff"]
+    return edit_distance(ref, hyp) / max(1, len(ref))
+
+
+def test_shipped_recognizer_on_bundled_utterances(demo_audio):
+    if not AM_FILE.exists() or not LM_FILE.exists():
+        pytest.skip("no shipped acoustic model")
+    from asr_pinyin.recognizer import Recognizer
+
+    rec = Recognizer.load()
+    try:
+        errors = chars = 0
+        for ref, audio in demo_audio:
+            hyp = "".join(f.text for f in rec.transcribe(audio, 16000))
+            n = sum("\u4e00" <= c <= "\u9fff" for c in ref["text"])
+            errors += _cer(ref["text"], hyp) * n
+            chars += n
+    finally:
+        rec.close()
+    assert errors / chars <= CER_LIMIT, errors / chars
