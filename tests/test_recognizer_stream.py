@@ -51,6 +51,11 @@ def test_one_final_per_sentence_with_times(rec, audio):
         assert f.start < f.end < f.endpoint_at and 0 <= f.confidence <= 1
         assert all(f.start <= c.start < c.end for c in f.chars)
         assert f.endpoint_at - f.end >= 0.79  # the trailing-silence rule (0.8 s) fired
+        for c in f.chars:  # the LM's alternatives per character: best first, the choice among them
+            probs = [p for _, p in c.alts]
+            assert 1 <= len(c.alts) <= 5 and probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
+        assert sum(c.char in [h for h, _ in c.alts] for c in f.chars) >= 0.8 * len(f.chars)
+        assert f.to_dict()["chars"][0]["alts"][0][0] == f.chars[0].alts[0][0]
 
 
 def test_streaming_equals_offline_for_any_packets(rec, audio):

@@ -96,10 +96,14 @@ class LanguageModelStage:
                     chars = job.cache["fixed"] + conv.chars[cut:]
                     text = "".join(c.hanzi for c in chars)
                     out = LmOut(text, [], 0.0)
-                out.chars = [(c.hanzi, c.pinyin, round(c.confidence, 4)) for c in chars]
+                out.chars = [(c.hanzi, c.pinyin, round(c.confidence, 4),
+                              [(h, round(p, 4)) for h, p in c.alternatives[:ALTS]]) for c in chars]
                 out.confidence = round(sum(c.confidence for c in chars) / len(chars), 4) if chars else 0.0
                 outs[i] = out
         return outs
+
+
+ALTS = 5  # hanzi alternatives per character in a final (the web page's click-to-replace list)
 
 
 def _slot(s) -> list[tuple[str, float]]:

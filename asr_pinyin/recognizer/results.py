@@ -25,6 +25,7 @@ class Char:
     start: float
     end: float
     conf: float
+    alts: list[tuple[str, float]] = field(default_factory=list)  # hanzi alternatives (hanzi, prob), best first
 
 
 @dataclass

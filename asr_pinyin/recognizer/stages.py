@@ -35,7 +35,7 @@ class LmJob:
 @dataclass
 class LmOut:
     text: str                          # with punctuation and digits when final
-    chars: list[tuple[str, str, float]]  # (hanzi, its syllable, confidence) per slot, in order
+    chars: list[tuple]  # (hanzi, its syllable, confidence, [(hanzi, prob), ...] alternatives) per slot, in order
     confidence: float
     nbest: list[tuple[str, float]] = field(default_factory=list)
 

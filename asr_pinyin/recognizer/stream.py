@@ -375,9 +375,9 @@ class Stream:
         t0 = seg.start / SR
         chars, confs = [], []
         if out is not None:
-            for (ch, py, conf), syl in zip(out.chars, seg.hyp):
+            for (ch, py, conf, alts), syl in zip(out.chars, seg.hyp):
                 c = conf * syl.conf
-                chars.append(Char(ch, py, round(t0 + syl.start, 3), round(t0 + syl.end, 3), round(c, 4)))
+                chars.append(Char(ch, py, round(t0 + syl.start, 3), round(t0 + syl.end, 3), round(c, 4), alts))
                 confs.append(c)
         text = out.text if out else ""
         nbest = [{"text": t, "score": round(s, 4)} for t, s in (out.nbest if out else [])]
