@@ -12,6 +12,7 @@ import threading
 from .stages import LmJob, LmOut
 
 K = 3  # syllables per slot given to the language model (its training used 3)
+ALTS = 5  # hanzi alternatives per character in a final (the web page's click-to-replace list)
 
 
 class StageLoadError(RuntimeError):
@@ -96,14 +97,13 @@ class LanguageModelStage:
                     chars = job.cache["fixed"] + conv.chars[cut:]
                     text = "".join(c.hanzi for c in chars)
                     out = LmOut(text, [], 0.0)
+                # hanzi alternatives only for finals: partial messages carry no per-character data
                 out.chars = [(c.hanzi, c.pinyin, round(c.confidence, 4),
-                              [(h, round(p, 4)) for h, p in c.alternatives[:ALTS]]) for c in chars]
+                              [(h, round(p, 4)) for h, p in c.alternatives[:ALTS]] if final else [])
+                             for c in chars]
                 out.confidence = round(sum(c.confidence for c in chars) / len(chars), 4) if chars else 0.0
                 outs[i] = out
         return outs
-
-
-ALTS = 5  # hanzi alternatives per character in a final (the web page's click-to-replace list)
 
 
 def _slot(s) -> list[tuple[str, float]]:
