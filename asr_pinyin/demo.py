@@ -62,23 +62,31 @@ def speech_demo() -> int:
               "(see docs/ACOUSTIC.md for the training recipe)")
         return 0
     from asr_pinyin.recognizer import Recognizer
-    from asr_pinyin.speech.espeak import Espeak, synth_isolated
-    import torch
-    import torchaudio
 
     recognizer = Recognizer.load()
-    engine = Espeak()
-    for line in STREAMS.read_text("utf-8").splitlines():
-        ref = json.loads(line)
-        audio = synth_isolated(engine, ref["pinyin"], variant="", rate=170, pitch=50)
-        audio16 = torchaudio.functional.resample(torch.from_numpy(audio), engine.sample_rate, 16000)
+    for ref, audio16 in demo_utterances():
         t0 = time.perf_counter()
-        finals = recognizer.transcribe(audio16.numpy(), 16000)
+        finals = recognizer.transcribe(audio16, 16000)
         dt = time.perf_counter() - t0
         hyp = "".join(f.text for f in finals)
         print(f"ref: {ref['text']}\nhyp: {hyp}   ({len(audio16) / 16000:.1f} s audio, {dt:.2f} s)")
     recognizer.close()
     return 0
+
+
+def demo_utterances():
+    """(reference row, 16 kHz float32 audio) for each line of streams/demo.jsonl, rendered by
+    espeak-ng from its pinyin (same text and voice settings -> identical samples)."""
+    import torch
+    import torchaudio
+
+    from asr_pinyin.speech.espeak import Espeak, synth_isolated
+
+    engine = Espeak()
+    for line in STREAMS.read_text("utf-8").splitlines():
+        ref = json.loads(line)
+        audio = synth_isolated(engine, ref["pinyin"], variant="", rate=170, pitch=50)
+        yield ref, torchaudio.functional.resample(torch.from_numpy(audio), engine.sample_rate, 16000).numpy()
 
 
 def main() -> int:

@@ -6,8 +6,8 @@ cache and the result must come back small:
     python scripts/train_lm_fixed_time.py --config asr_pinyin/lm/configs/gpu.py \
         --cache data/text/train.lm_cache.npz --dev data/text/dev.jsonl --minutes 6 --out lm_gpu.pt
 
-The fp16 copy holds what `LanguageModel` needs from a checkpoint (model_cfg, chars, prior, state);
-merge it into a shipped file with `scripts/swap_lm_network.py`.
+The fp16 copy is `export-lm`'s file without n-gram; give the network its decode-time fusion with
+`asr-pinyin export-lm OUT models/lm/lm.pt --fusion-from models/lm/lm.pt`.
 """
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
-    import torch
-
     from asr_pinyin.lm.config import load_config
+    from asr_pinyin.lm.export import export
     from asr_pinyin.lm.train import train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,14 +41,8 @@ def main() -> int:
                                  ("init_from", args.init), ("toneless_rate", args.toneless_rate)) if v is not None}
     cfg = dataclasses.replace(cfg, **changes)
     best = train(cfg, resume=True)
-    ck = torch.load(best, map_location="cpu", weights_only=False)
-    slim = {k: ck[k] for k in ("model_cfg", "chars", "prior")}
-    slim["state"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state"].items()}
-    slim["trained"] = {"step": ck.get("step"), "best_dev": ck.get("best"), "minutes": ck.get("minutes"),
-                       "train_cfg": ck.get("train_cfg"), "device": str(torch.cuda.get_device_name())
-                       if torch.cuda.is_available() else "cpu"}
-    torch.save(slim, args.out)
-    print(f"wrote {args.out} (step {ck.get('step')}, best dev {ck.get('best'):.4f})", flush=True)
+    size = export(best, args.out)          # train() has printed the step and dev score
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB)", flush=True)
     return 0
 
 

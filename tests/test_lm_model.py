@@ -201,6 +201,19 @@ def test_ngram_fusion(tiny, tmp_path):
     conv = fused.convert(rows[0]["pinyin"], nbest=4)
     assert len(conv.nbest) == 4 and len({t for t, _ in conv.nbest}) == 4 and conv.nbest[0][0] == conv.text
 
+    # a retrained network takes the shipped file's fusion as it is (export-lm --fusion-from)
+    again = tmp_path / "lm_again.pt"
+    export(d / "run" / "last.pt", again, fusion_from=out)
+    fused_again = LanguageModel.load(again)
+    assert fused_again.ngram_weight == 0.8 and fused_again.lexicon is not None
+    assert fused_again.convert_batch([r["pinyin"] for r in rows[:20]]) and \
+        evaluate(fused_again, rows[:60])["char_accuracy"] > plain
+    other = torch.load(out, weights_only=False)
+    other["chars"] = other["chars"][::-1]
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="vocabulary"):
+        export(d / "run" / "last.pt", tmp_path / "x.pt", fusion_from=tmp_path / "other.pt")
+
 
 def test_training_continues_from_shipped_model(tiny, tmp_path):
     """A later run starts from the exported fp16 model (no optimizer state) and keeps its skill."""

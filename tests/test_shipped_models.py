@@ -6,7 +6,6 @@ everyday ones written for this test (not from any corpus split); pinyin comes fr
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -88,18 +87,9 @@ def test_shipped_it_adapter_fits_the_shipped_base(lm):
 @pytest.fixture(scope="module")
 def demo_audio():
     """The bundled demo utterances (streams/demo.jsonl), rendered by espeak-ng as `make demo` does."""
-    import torchaudio
+    from asr_pinyin.demo import demo_utterances
 
-    from asr_pinyin.speech.espeak import Espeak, synth_isolated
-
-    engine = Espeak()
-    out = []
-    for line in (ROOT / "streams" / "demo.jsonl").read_text("utf-8").splitlines():
-        ref = json.loads(line)
-        audio = synth_isolated(engine, ref["pinyin"], variant="", rate=170, pitch=50)
-        audio16 = torchaudio.functional.resample(torch.from_numpy(audio), engine.sample_rate, 16000)
-        out.append((ref, audio16.numpy()))
-    return out
+    return list(demo_utterances())
 
 
 def _cer(ref: str, hyp: str) -> float:

@@ -58,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("--ngram-weight", type=float, default=1.0, help="weight of log P_ngram in the beam")
     p.add_argument("--uni-weight", type=float, default=1.0, help="weight of the unigram divided out of the network")
     p.add_argument("--lex-weight", type=float, default=0.3, help="weight of the jieba word bonus (0: no lexicon)")
+    p.add_argument("--fusion-from", default=None,
+                   help="take the n-gram, lexicon and fusion weights of this model file (e.g. the shipped one)")
     p.set_defaults(func=_export)
 
 
@@ -192,7 +194,7 @@ def _export(args) -> int:
 
     try:
         size = export(args.checkpoint, args.out, args.ngram_from, args.ngram_weight, args.uni_weight,
-                      args.lex_weight if args.ngram_from else 0.0)
+                      args.lex_weight if args.ngram_from else 0.0, fusion_from=args.fusion_from)
     except (OSError, KeyError, ValueError) as e:
         return _fail(str(e))
     print(f"wrote {args.out} ({size / 1e6:.1f} MB)")

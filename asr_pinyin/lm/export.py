@@ -9,13 +9,27 @@ import torch
 from .ngram import pack
 
 
+FUSION = ("ngram", "ngram_weight", "uni_weight", "lexicon", "lex_weight")  # decode-time parts beside the network
+
+
 def export(checkpoint: str | Path, out: str | Path, ngram_from: str | None = None,
-           ngram_weight: float = 1.0, uni_weight: float = 1.0, lex_weight: float = 0.0) -> int:
-    """fp16 weights + prior (+ a bigram counted from the JSONL text set `ngram_from`)."""
+           ngram_weight: float = 1.0, uni_weight: float = 1.0, lex_weight: float = 0.0,
+           fusion_from: str | Path | None = None) -> int:
+    """fp16 weights + prior, and the decode-time fusion: a trigram counted from the JSONL text set
+    `ngram_from` (+ the jieba word bonus when `lex_weight`), or the n-gram, lexicon and weights of
+    an existing model file `fusion_from` (a retrained network for a shipped file, in seconds)."""
+    if ngram_from and fusion_from:
+        raise ValueError("give ngram_from or fusion_from, not both")
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     keep = {k: ck[k] for k in ("model_cfg", "chars", "prior")}
     keep["state"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state"].items()}
-    keep["trained"] = {"step": ck.get("step"), "best_dev": ck.get("best"), "train_cfg": ck.get("train_cfg")}
+    keep["trained"] = ck.get("trained") or {"step": ck.get("step"), "best_dev": ck.get("best"),
+                                            "minutes": ck.get("minutes"), "train_cfg": ck.get("train_cfg")}
+    if fusion_from:
+        donor = torch.load(fusion_from, map_location="cpu", weights_only=False)
+        if donor["chars"] != ck["chars"]:
+            raise ValueError(f"{fusion_from} has another vocabulary: its n-gram and lexicon do not fit")
+        keep.update({k: donor[k] for k in FUSION if k in donor})
     if ngram_from:
         keep["ngram"] = pack(build_bigram(ngram_from, ck["chars"]))
         keep["ngram_weight"] = ngram_weight

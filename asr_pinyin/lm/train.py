@@ -172,14 +172,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     conf = confusion_table()
     t_start = last_save = time.time()
     minutes_before = state.get("minutes", 0.0) if state else 0.0  # wall time of earlier runs (time_schedule)
+
+    def elapsed() -> float:
+        """Training minutes so far, earlier runs of a resumed schedule included."""
+        return minutes_before + (time.time() - t_start) / 60
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))  # loss, accuracy, learning rate; dev accuracy per mode
 
     def checkpoint(path: Path):
         save_checkpoint(path, model, chars, prior, opt=opt.state_dict(), step=step, best=best,
-                        bad_evals=bad, epoch=epoch, train_cfg=cfg.to_dict(),
-                        minutes=minutes_before + (time.time() - t_start) / 60)
+                        bad_evals=bad, epoch=epoch, train_cfg=cfg.to_dict(), minutes=elapsed())
 
     def evaluate(stats: dict, minutes: float) -> bool:
         """Score dev in the three input modes, keep best.pt and last.pt; True when patience ran out."""
@@ -211,7 +214,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                                              prefetch_factor=8 if cfg.workers else None)
         bar = tqdm(loader, desc=f"epoch {epoch}", mininterval=30, leave=False)
         for batch in bar:
-            minutes = minutes_before + (time.time() - t_start) / 60
+            minutes = elapsed()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg, minutes)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -1,4 +1,5 @@
-"""The shipped architecture (3 layers, d=192) trained to convergence on one GPU in a fixed time.
+"""The first model's size (3 layers, d=192) trained on one GPU in a fixed time (the shipped 6-layer
+network is gpu_large.py + gpu_large_cont.py, which start from this file's data and schedule).
 
     asr-pinyin train-lm --config asr_pinyin/lm/configs/gpu.py
 
