@@ -53,3 +53,59 @@ def test_global_cmvn_normalises_training_statistics():
     y = cmvn(torch.cat(feats))
     assert y.mean().abs() < 1e-3 and (y.std() - 1).abs() < 1e-2
     assert set(cmvn.state_dict()) == {"mean", "istd"}     # stored in the checkpoint
+
+
+# ---- pitch -----------------------------------------------------------------------------------
+def glide(f0_start: float, f0_end: float, seconds: float = 0.6, amp: float = 0.3) -> np.ndarray:
+    """A voiced-like tone (fundamental + 4 harmonics) whose F0 glides linearly, at 16 kHz."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    f0 = np.linspace(f0_start, f0_end, t.size)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    return (amp * sum(np.sin(k * phase) / k for k in range(1, 6))).astype(np.float32)
+
+
+@pytest.mark.parametrize("hz", [70.0, 110.0, 220.0, 350.0])
+def test_pitch_tracks_a_steady_fundamental(hz):
+    from asr_pinyin.acoustic.frontend import PITCH_PAD, _raw_pitch
+
+    x = glide(hz, hz)
+    n = num_frames(x.size)
+    voicing, log_f0 = _raw_pitch(torch.cat([torch.zeros(PITCH_PAD), torch.from_numpy(x)]), n)
+    steady = slice(5, n)                       # the first windows still hold the zero padding
+    assert voicing[steady].min() > 0.9
+    assert np.abs(np.exp(log_f0[steady]) / hz - 1).max() < 0.03     # no octave errors
+
+
+def test_pitch_features_tell_rising_falling_level_and_silence():
+    from asr_pinyin.acoustic.frontend import pitch
+
+    def slope(x):
+        return float(pitch(x)[10:, 2].mean())
+    assert slope(glide(90, 140)) > 0.003 > -0.003 > slope(glide(140, 90))
+    assert abs(slope(glide(120, 120))) < 0.001
+    # relative level: after a second at 100 Hz, 140 Hz reads high and 80 Hz low
+    base = glide(100, 100, seconds=1.0)
+    hi = pitch(np.concatenate([base, glide(140, 140, 0.3)]))[-10:, 1].mean()
+    lo = pitch(np.concatenate([base, glide(80, 80, 0.3)]))[-10:, 1].mean()
+    assert hi > 0.2 and lo < -0.1
+    quiet = pitch(np.zeros(16000, np.float32))
+    assert quiet.shape == (98, 3) and float(quiet[:, 0].max()) < 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streaming_features_with_pitch_equal_offline(seed):
+    from asr_pinyin.acoustic.frontend import StreamingFeatures, features
+
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([glide(100, 150), (rng.standard_normal(5000) * 0.05).astype(np.float32),
+                        glide(200, 120, 1.2), np.zeros(int(rng.integers(0, 500)), np.float32)])
+    offline = features(x, 80, with_pitch=True)
+    s, parts, i = StreamingFeatures(80, with_pitch=True), [], 0
+    while i < len(x):
+        n = int(rng.choice([1, 7, 159, 160, 161, 399, 400, 1234, 4000]))
+        parts.append(s.accept(x[i:i + n]))
+        i += n
+    online = torch.cat(parts)
+    assert online.shape == offline.shape == (num_frames(len(x)), 83)
+    torch.testing.assert_close(online, offline, atol=1e-4, rtol=0)
+    assert torch.isfinite(offline).all()

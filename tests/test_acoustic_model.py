@@ -19,13 +19,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["conformer_ln", "pre_ln"])
+@pytest.fixture(scope="module", params=[(False, False), (True, False), (True, True)],
+                ids=["conformer_ln", "pre_ln", "pre_ln_pitch"])
 def model(request):
     import dataclasses
 
     torch.manual_seed(0)
-    m = AcousticModel(dataclasses.replace(TINY, pre_ln=request.param)).eval()
+    pre_ln, pitch = request.param
+    m = AcousticModel(dataclasses.replace(TINY, pre_ln=pre_ln, pitch=pitch)).eval()
     m.cmvn.mean.fill_(-5.0)                 # a non-trivial CMVN so it is exercised
+    if pitch:                               # the pitch path starts at zero: make it count here
+        torch.nn.init.normal_(m.pitch.proj.weight, std=0.3)
     return m
 
 
@@ -46,7 +50,7 @@ def stream_chunks(m, feats, chunk, left_chunks):
 @pytest.mark.parametrize("chunk,left", [(1, -1), (3, 2), (4, 0), (5, -1)])
 def test_chunk_by_chunk_equals_masked_full_forward(model, chunk, left):
     torch.manual_seed(1)
-    feats = torch.randn(357, 80)
+    feats = torch.randn(357, model.cfg.feat_dim)
     with torch.no_grad():
         full, n = model(feats[None], torch.tensor([357]), chunk=chunk, left_chunks=left)
     online = stream_chunks(model, feats, chunk, left)
@@ -55,7 +59,7 @@ def test_chunk_by_chunk_equals_masked_full_forward(model, chunk, left):
 
 
 def test_full_context_equals_streaming_when_chunk_covers_utterance(model):
-    feats = torch.randn(200, 80)
+    feats = torch.randn(200, model.cfg.feat_dim)
     with torch.no_grad():
         full, _ = model(feats[None], torch.tensor([200]))            # chunk=0: full context
     online = stream_chunks(model, feats, chunk=1000, left_chunks=-1)
@@ -63,7 +67,7 @@ def test_full_context_equals_streaming_when_chunk_covers_utterance(model):
 
 
 def test_padding_does_not_change_outputs(model):
-    a, b = torch.randn(150, 80), torch.randn(90, 80)
+    a, b = torch.randn(150, model.cfg.feat_dim), torch.randn(90, model.cfg.feat_dim)
     x = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
     with torch.no_grad():
         batch, n = model(x, torch.tensor([150, 90]), chunk=3, left_chunks=1)
@@ -88,7 +92,8 @@ def test_stream_bad_input_and_bounded_memory(model):
     rng = np.random.default_rng(0)
     for _ in range(60):                                                     # 60 s of noise
         s.accept_waveform((rng.standard_normal(16000) * 0.05).astype(np.float32))
-        assert s.fbank.buf.numel() < 400 and s.feats.shape[0] < s.window
+        assert s.frontend.fbank.buf.numel() < 400 and s.feats.shape[0] < s.window
+        assert s.frontend.buf.numel() < 512                                 # pitch window
         for att in s.state["att"]:
             assert att.shape[3] <= s.keep
     s.flush()
@@ -108,7 +113,7 @@ def test_silence_and_tiny_inputs_decode_to_lists(model):
 def test_save_load_fp16_roundtrip(model, tmp_path):
     save_model(model, tmp_path / "m.pt", half=True)
     m2 = load_model(tmp_path / "m.pt")
-    feats = torch.randn(1, 120, 80)
+    feats = torch.randn(1, 120, model.cfg.feat_dim)
     with torch.no_grad():
         a, _ = model(feats, torch.tensor([120]))
         b, _ = m2(feats, torch.tensor([120]))

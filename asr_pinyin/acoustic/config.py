@@ -35,6 +35,15 @@ class ModelConfig:
     # in ~100 (64-utterance check, docs/ACOUSTIC.md).
     pre_ln: bool = False
     vocab_size: int = 1364       # blank (0) + 1,363 tonal syllables in asr_pinyin.pinyin.TONAL order
+    # Explicit pitch features (voicing, relative log F0, slope) beside the fbank, for the tones:
+    # each output frame adds a linear map of its 8 frames of pitch to the subsampled fbank.
+    pitch: bool = False
+
+    @property
+    def feat_dim(self) -> int:
+        from .frontend import PITCH_DIM
+
+        return self.n_mels + (PITCH_DIM if self.pitch else 0)
 
     @property
     def frame_shift_ms(self) -> int:

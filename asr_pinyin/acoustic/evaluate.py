@@ -15,7 +15,7 @@ from asr_pinyin.pinyin import strip_tone
 
 from .dataset import Utt, load_wave
 from .decode import Syllable, decode
-from .frontend import fbank
+from .frontend import features
 from .model import AcousticModel
 from .stream import AcousticStream
 
@@ -43,7 +43,7 @@ def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k
     if any(len(w) > max_full_s * 16000 for w in waves):
         return [transcribe_stream(model, w, 16000, 16000, 16.0, k) if len(w) > max_full_s * 16000
                 else transcribe_full(model, [w], method, k)[0] for w in waves]
-    feats = [fbank(w, model.cfg.n_mels) for w in waves]
+    feats = [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves]
     lengths = torch.tensor([f.shape[0] for f in feats])
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     if x.shape[1] == 0:

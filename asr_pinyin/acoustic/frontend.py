@@ -1,4 +1,4 @@
-"""Features: 80-dim Kaldi log-mel fbank (25 ms window, 10 ms shift) and global CMVN.
+"""Features: 80-dim Kaldi log-mel fbank (25 ms window, 10 ms shift), optional pitch, global CMVN.
 
 Offline and streaming share one function, `fbank()`: each Kaldi frame depends only on its own
 400 samples (snip_edges, no dither in training or inference), so the streaming path just keeps the samples
@@ -92,3 +92,103 @@ def accumulate_stats(feature_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
     if total is None:
         raise ValueError("no audio to estimate CMVN from")
     return total.float(), total_sq.float(), count
+
+
+# ---- pitch -----------------------------------------------------------------------------------
+# Mandarin tones are pitch contours. In 80 mel bands a 95 -> 80 Hz fall of a male voice moves the
+# first harmonic by less than one band, and espeak's tones span only 10-30 Hz (BENCHMARKS.md), so
+# the model gets the pitch explicitly, Kaldi-style: voicing strength, log F0 relative to the
+# speaker's recent level, and its slope. Written here rather than taken from a library because
+# every frame must depend only on past samples (streaming == offline): torchaudio's
+# `detect_pitch_frequency` median-smooths over 30 frames both ways and its Kaldi pitch was removed.
+PITCH_DIM = 3
+PITCH_WIN = 512                 # 32 ms ending where the fbank frame ends: two periods at 62 Hz
+PITCH_PAD = PITCH_WIN - WIN     # zeros before the first sample
+F0_MIN, F0_MAX = 60.0, 400.0
+LAG_MIN, LAG_MAX = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)   # 40 .. 266 samples
+MEAN_DECAY = 0.99               # speaker level: voicing-weighted moving average, ~1 s memory
+PRIOR_LOG_F0, PRIOR_WEIGHT = float(np.log(150.0)), 1.0
+
+
+def _raw_pitch(padded: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: voicing (peak normalized cross-correlation, 0..1) and log F0 (Hz)."""
+    frames = padded[: (n - 1) * HOP + PITCH_WIN].unfold(0, PITCH_WIN, HOP)[:n].double()
+    frames = frames - frames.mean(1, keepdim=True)
+    spec = torch.fft.rfft(frames, 2 * PITCH_WIN)
+    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * PITCH_WIN)[:, : LAG_MAX + 2]
+    sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)          # (n, W+1)
+    lags = torch.arange(LAG_MAX + 2)
+    e0 = sq[:, PITCH_WIN - lags]                          # energy of x[0 : W-lag]
+    e1 = sq[:, -1:] - sq[:, lags]                         # energy of x[lag : W]
+    nccf = r / ((e0 * e1).sqrt() + PITCH_WIN * 1e-5)      # quiet frames stay near 0
+    c = nccf[:, LAG_MIN - 1:]                             # lags LAG_MIN-1 .. LAG_MAX+1
+    mid = c[:, 1:-1]
+    peak = (mid >= c[:, :-2]) & (mid >= c[:, 2:])
+    best = mid.max(1, keepdim=True).values
+    # first local peak within 90 % of the best: the period, not a multiple of it (octave errors)
+    ok = peak & (mid >= 0.9 * best)
+    i = ok.double().argmax(1)
+    rows = torch.arange(n)
+    y0, y1, y2 = c[rows, i], c[rows, i + 1], c[rows, i + 2]
+    den = y0 - 2 * y1 + y2
+    shift = torch.where(den.abs() > 1e-9, 0.5 * (y0 - y2) / den, torch.zeros_like(den)).clamp(-0.5, 0.5)
+    lag = (i + LAG_MIN).double() + shift
+    voicing = best[:, 0].clamp(0.0, 1.0)
+    return voicing.numpy(), np.log(SAMPLE_RATE / lag.numpy())
+
+
+def _pitch_features(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Raw pitch -> (n, 3) features; `state` = [weighted sum, weight, previous log F0] carries on."""
+    from scipy.signal import lfilter
+
+    w = voicing ** 2
+    a = [1.0, -MEAN_DECAY]
+    num, zs = lfilter([1.0], a, w * log_f0, zi=[MEAN_DECAY * state[0]])
+    den, zw = lfilter([1.0], a, w, zi=[MEAN_DECAY * state[1]])
+    level = (num + PRIOR_WEIGHT * PRIOR_LOG_F0) / (den + PRIOR_WEIGHT)
+    prev = np.concatenate([[state[2]], log_f0[:-1]])
+    feats = np.stack([voicing, log_f0 - level, (log_f0 - prev) * np.minimum(voicing, 1.0)], 1)
+    return torch.from_numpy(feats).float(), np.array([num[-1], den[-1], log_f0[-1]])
+
+
+def pitch_state() -> np.ndarray:
+    return np.array([0.0, 0.0, PRIOR_LOG_F0])
+
+
+def pitch(samples) -> torch.Tensor:
+    """float audio at 16 kHz -> (frames, 3) pitch features, frame i aligned with fbank frame i."""
+    x = sanitize(samples)
+    n = num_frames(x.numel())
+    if n == 0:
+        return torch.zeros(0, PITCH_DIM)
+    return _pitch_features(*_raw_pitch(torch.cat([x.new_zeros(PITCH_PAD), x]), n), pitch_state())[0]
+
+
+def features(samples, n_mels: int = 80, with_pitch: bool = False) -> torch.Tensor:
+    """The model's input: fbank, plus the pitch features when the model was built with them."""
+    f = fbank(samples, n_mels)
+    return torch.cat([f, pitch(samples)], 1) if with_pitch else f
+
+
+class StreamingFeatures:
+    """Incremental `features()`: `accept(samples)` returns the frames completed so far (same values)."""
+
+    def __init__(self, n_mels: int = 80, with_pitch: bool = False):
+        self.fbank = StreamingFbank(n_mels)
+        self.with_pitch = with_pitch
+        self.dim = n_mels + (PITCH_DIM if with_pitch else 0)
+        self.buf = torch.zeros(PITCH_PAD if with_pitch else 0)   # pitch windows start PITCH_PAD earlier
+        self.state = pitch_state()
+
+    def accept(self, samples) -> torch.Tensor:
+        x = sanitize(samples)
+        f = self.fbank.accept(x)
+        if not self.with_pitch:
+            return f
+        self.buf = torch.cat([self.buf, x])
+        n = f.shape[0]
+        if n == 0:
+            return torch.zeros(0, self.dim)
+        p, self.state = _pitch_features(*_raw_pitch(self.buf, n), self.state)
+        self.buf = self.buf[n * HOP:]
+        return torch.cat([f, p], 1)

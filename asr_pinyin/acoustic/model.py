@@ -1,6 +1,7 @@
 """Streaming Conformer-CTC encoder: fbank -> per-frame log-probs over blank + tonal syllables.
 
     fbank (10 ms) -> CMVN -> conv2d x2 (stride 2 each, 40 ms) -> stack 2 frames (80 ms)
+      (+ a linear map of the same 80 ms of pitch features when the config has `pitch`)
       -> N x [FF/2, chunked self-attention (RoPE), causal conv, FF/2] -> linear -> log-softmax
 
 One set of weights serves two modes. Full context: every frame sees the whole utterance.
@@ -46,6 +47,26 @@ class Subsampling(nn.Module):
         t = t // self.stack * self.stack
         h = h[:, :, :t].permute(0, 2, 1, 3).reshape(b, t // self.stack, self.stack * c * f)
         return self.proj(h)
+
+
+class PitchPath(nn.Module):
+    """Pitch frames (B, T, P) -> (B, T', d): each output frame's `stride` frames, flattened, mapped.
+
+    Output frame k reads input frames [k*stride, (k+1)*stride), inside the fbank convs' window
+    for the same frame, so streaming windows hold them. Zero-initialised: adding the path to a
+    trained model changes nothing until training uses it.
+    """
+
+    def __init__(self, dim: int, stride: int, d_model: int):
+        super().__init__()
+        self.stride = stride
+        self.proj = nn.Linear(stride * dim, d_model)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, p: torch.Tensor, t_out: int) -> torch.Tensor:
+        b, _, dim = p.shape
+        return self.proj(p[:, : t_out * self.stride].reshape(b, t_out, self.stride * dim))
 
 
 def rope_angles(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,12 +170,20 @@ class AcousticModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.cmvn = GlobalCMVN(cfg.n_mels)
+        self.cmvn = GlobalCMVN(cfg.feat_dim)
         self.subsample = Subsampling(cfg.n_mels, cfg.conv_channels, cfg.stack, cfg.d_model)
+        self.pitch = PitchPath(cfg.feat_dim - cfg.n_mels, self.subsample.stride, cfg.d_model) if cfg.pitch else None
         self.drop = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_ln else nn.Identity()
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised features (B, T, feat_dim) -> (B, T', d): fbank convs (+ the pitch path)."""
+        h = self.subsample(x[..., : self.cfg.n_mels])
+        if self.pitch is not None and h.shape[1]:
+            h = h + self.pitch(x[..., self.cfg.n_mels:], h.shape[1])
+        return h
 
     @property
     def frame_shift(self) -> float:
@@ -163,14 +192,14 @@ class AcousticModel(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: int = 0,
                 left_chunks: int = -1, inter_layer: int = 0):
-        """(B, T, n_mels) raw fbank -> (B, T', V) log-probs and output lengths.
+        """(B, T, feat_dim) raw features -> (B, T', V) log-probs and output lengths.
 
         chunk <= 0: full context; otherwise chunked attention with `left_chunks` (<0: unlimited).
         inter_layer > 0 (training): also the head's log-probs on that layer's output, third.
         """
         x = self.cmvn(feats)
         x = x.masked_fill((torch.arange(x.shape[1], device=x.device)[None] >= lengths[:, None])[..., None], 0.0)
-        x = self.drop(self.subsample(x))
+        x = self.drop(self.embed(x))
         out_len = self.subsample.out_lengths(lengths)
         t = x.shape[1]
         pos = torch.arange(t, device=x.device)
@@ -194,12 +223,12 @@ class AcousticModel(nn.Module):
 
     @torch.inference_mode()
     def forward_chunk(self, feats: torch.Tensor, state: dict, keep: int = -1) -> torch.Tensor:
-        """Raw fbank window (T, n_mels) for one chunk -> (T', V) log-probs; updates `state`.
+        """Raw feature window (T, feat_dim) for one chunk -> (T', V) log-probs; updates `state`.
 
         The window holds (C-1)*stride + context frames for C output frames (fewer at the end);
         the caller advances by C*stride frames. `keep` = left-context frames cached (<0: all).
         """
-        x = self.subsample(self.cmvn(feats.to(self.cmvn.mean.device)).unsqueeze(0))
+        x = self.embed(self.cmvn(feats.to(self.cmvn.mean.device)).unsqueeze(0))
         t = x.shape[1]
         if t == 0:
             return x.new_zeros(0, self.cfg.vocab_size)

@@ -13,7 +13,7 @@ import math
 import torch
 
 from .decode import BLANK, UNITS, Syllable, slot_alternatives
-from .frontend import StreamingFbank
+from .frontend import StreamingFeatures
 from .model import AcousticModel
 
 
@@ -27,8 +27,8 @@ class AcousticStream:
         sub = model.subsample
         self.window = (self.chunk - 1) * sub.stride + sub.context            # fbank frames per chunk
         self.advance = self.chunk * sub.stride
-        self.fbank = StreamingFbank(model.cfg.n_mels)
-        self.feats = torch.zeros(0, model.cfg.n_mels)
+        self.frontend = StreamingFeatures(model.cfg.n_mels, model.cfg.pitch)
+        self.feats = torch.zeros(0, model.cfg.feat_dim)
         self.state = model.init_state()
         self.frames = 0                    # output frames decoded so far
         self.count = 0                     # syllables fixed so far
@@ -41,7 +41,7 @@ class AcousticStream:
 
     def accept_waveform(self, samples) -> list[Syllable]:
         """Add audio; return syllables that are new or updated since the last call."""
-        feats = self.fbank.accept(samples)
+        feats = self.frontend.accept(samples)
         self.samples += int(torch.as_tensor(samples).numel())
         self.feats = torch.cat([self.feats, feats])
         out = []

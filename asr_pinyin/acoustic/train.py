@@ -47,7 +47,7 @@ def sample_chunk(step: int, cfg) -> tuple[int, int]:
 
 
 def estimate_cmvn(model: AcousticModel, utts, n: int, seed: int) -> None:
-    ds = TrainSet(utts, [], None, model.cfg.n_mels)
+    ds = TrainSet(utts, [], None, model.cfg.n_mels, pitch=model.cfg.pitch)
     pick = np.random.default_rng(seed).permutation(len(utts))[:n]
     model.cmvn.set_stats(*accumulate_stats(ds.features(utts[i], None) for i in pick))
 
@@ -87,11 +87,23 @@ class Trainer:
             self.utts += read_manifest(path, cfg.data.max_duration)[0]
         self.model = AcousticModel(cfg.model)
         resuming = (self.out / "last.pt").is_file()
+        add_pitch = False
         if tc.init_from and not resuming:      # fine-tuning keeps the pretrained CMVN
             init = load_model(tc.init_from)
-            if dataclasses.asdict(init.cfg) != dataclasses.asdict(cfg.model):
+            add_pitch = cfg.model.pitch and not init.cfg.pitch
+            if dataclasses.asdict(init.cfg) != {**dataclasses.asdict(cfg.model), "pitch": init.cfg.pitch} \
+                    or (init.cfg.pitch and not cfg.model.pitch):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
-            self.model.load_state_dict(init.state_dict())
+            if add_pitch:   # warm start: fbank weights and CMVN kept, the new pitch path starts at 0
+                estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
+                sd = init.state_dict()
+                n = cfg.model.n_mels
+                for k in ("cmvn.mean", "cmvn.istd"):
+                    sd[k] = torch.cat([sd[k], self.model.state_dict()[k][n:]])
+                missing, unexpected = self.model.load_state_dict(sd, strict=False)
+                assert not unexpected and all(k.startswith("pitch.") for k in missing), (missing, unexpected)
+            else:
+                self.model.load_state_dict(init.state_dict())
         self.lora = None
         if tc.lora_rank > 0:
             from asr_pinyin.finetune.lora import LoraSpec, add_lora, fingerprint
@@ -184,8 +196,10 @@ class Trainer:
             return None
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, tc)
-        if self.step >= tc.augment_after:
-            x = spec_augment(x, self.cfg.augment, float(model.cmvn.mean.mean()))
+        if self.step >= tc.augment_after:      # SpecAugment on the fbank; pitch features stay
+            n = model.cfg.n_mels
+            fb = spec_augment(x[..., :n], self.cfg.augment, float(model.cmvn.mean[:n].mean()))
+            x = torch.cat([fb, x[..., n:]], -1) if x.shape[-1] > n else fb
         chunk, left = sample_chunk(self.step, tc)
         self.ddp.train()
         inter = tc.inter_ctc_layer if tc.inter_ctc_weight > 0 else 0
@@ -244,7 +258,7 @@ class Trainer:
             batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,
                                       self.rank, self.world, sortagrad=tc.sortagrad and self.epoch == 0)
             ds = TrainSet(self.utts, batches[self.batch_in_epoch:], self.cfg.augment,
-                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch,
+                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch, pitch=self.cfg.model.pitch,
                           clean_batches=max(0, tc.augment_after - self.step))
             loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.data.num_workers,
                                                  worker_init_fn=lambda _: torch.set_num_threads(1))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from asr_pinyin.acoustic.decode import BLANK, UNITS, slot_alternatives
-from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFbank
+from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFeatures
 
 from asr_pinyin.acoustic.model import rope, rope_angles
 
@@ -36,8 +36,8 @@ def rope_batch(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def forward_chunk_batch(model, windows: torch.Tensor, states: list[dict], keep: int) -> torch.Tensor:
-    """(B, T, n_mels) raw fbank windows of B streams -> (B, T', V) log-probs; updates each state."""
-    x = model.subsample(model.cmvn(windows))
+    """(B, T, feat_dim) raw feature windows of B streams -> (B, T', V) log-probs; updates each state."""
+    x = model.embed(model.cmvn(windows))
     b, t, d = x.shape
     if t == 0:
         return x.new_zeros(b, 0, model.cfg.vocab_size)
@@ -88,8 +88,8 @@ class SegmentState:
     """One segment's acoustic state: fbank remainder, pending features, caches, greedy decoder."""
 
     def __init__(self, model, n_mels: int):
-        self.fbank = StreamingFbank(n_mels)
-        self.feats = torch.zeros(0, n_mels)
+        self.frontend = StreamingFeatures(n_mels, model.cfg.pitch)
+        self.feats = torch.zeros(0, model.cfg.feat_dim)
         self.model_state = model.init_state()
         self.frames = 0
         self.fixed: list[Syllable] = []
@@ -145,7 +145,7 @@ class BatchedAcoustic:
         rounds: dict[tuple[int, int, str], list[tuple[SegmentState, torch.Tensor]]] = defaultdict(list)
         for job in jobs:
             s = job.state
-            s.feats = torch.cat([s.feats, s.fbank.accept(job.samples)])
+            s.feats = torch.cat([s.feats, s.frontend.accept(job.samples)])
             r, voice = 0, job.voice or ""
             while s.feats.shape[0] >= self.window:
                 rounds[(r, self.window, voice)].append((s, s.feats[: self.window]))
