@@ -271,3 +271,26 @@ def test_cache_workers_and_time_schedule(tiny, tmp_path):
     train(run)
     last = torch.load(tmp_path / "run3" / "last.pt", weights_only=False)
     assert last["minutes"] >= 0.05 and last["step"] > 0 and last["best"] > 0    # ended by time, scored at the end
+
+
+def test_candidate_head_equals_dense_head(tiny):
+    """Inference scores only each slot's readable hanzi (lm/candidates.py): the same numbers as
+    the dense head + prior, for clean, toneless and uncertain (several syllables) slots."""
+    from asr_pinyin.lm.slots import to_slots
+
+    lm, rows, _ = tiny
+    bf16, lm.bf16 = lm.bf16, False
+    batch = [to_slots(rows[0]["pinyin"]), to_slots(rows[1]["pinyin"], True),
+             [[("zhong1", 0.6), ("zong1", 0.3), ("zhong4", 0.1)], [("guo2", 1.0)], [("ren2", 0.5), ("reng2", 0.5)]]]
+    sparse = lm._scores(batch)
+    tonal, base, prob = lm._tensors(batch)
+    with torch.no_grad():
+        logits, _ = lm.model.encode(tonal, base, prob)
+        dense = logits + lm.model.prior(tonal, base, prob)
+    for b, (ids, scores, _) in enumerate(sparse):
+        d = dense[b, :len(batch[b])]
+        finite = torch.isfinite(scores)
+        assert torch.equal(finite.sum(1), torch.isfinite(d).sum(1))      # the same candidates
+        torch.testing.assert_close(d.gather(1, ids)[finite], scores[finite], atol=1e-4, rtol=0)
+    assert int(torch.isfinite(sparse[2][1][0]).sum()) > int(torch.isfinite(sparse[2][1][1]).sum())
+    lm.bf16 = bf16

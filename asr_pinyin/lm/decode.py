@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .config import ModelConfig
 from .hotwords import compile_hotwords, match_hotwords
@@ -69,6 +70,9 @@ class LanguageModel:
         self.bf16 = bf16
         self.adapters: dict[str, dict] = {}  # name -> {"ngram": mixed n-gram or None, "path": ...}
         self._fingerprint: str | None = None
+        self._cands = None  # candidates.CandidateTable, built on first use
+        self._heads: dict = {}  # adapter name (None: base) -> hanzi head (weight, bias)
+        self._active_domain: str | None = None
 
     # ---- domain adapters -----------------------------------------------------------------
     @property
@@ -135,9 +139,26 @@ class LanguageModel:
                     prob[b, t, k] = p
         return tonal.to(self.device), base.to(self.device), prob.to(self.device)
 
+    def _head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hanzi head as (weight [V, d], bias [V]) with the active adapter folded in (cached)."""
+        head = self.model.char_head
+        key = self._active_domain
+        if key not in self._heads:
+            with torch.no_grad():
+                eye = torch.eye(self.model.cfg.d_out, device=self.device)
+                bias = head(torch.zeros(1, self.model.cfg.d_out, device=self.device))[0]
+                self._heads[key] = ((head(eye) - bias).t().float().cpu().contiguous(), bias.float().cpu())
+        return self._heads[key]
+
     @torch.no_grad()
     def _scores(self, batch: list[list[Slot]]):
-        """Hanzi logits [T,V] (network + log prior) and punct log-probs [T,P] per input."""
+        """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
+        padding) and punct log-probs [T,P] (see candidates.py)."""
+        from .candidates import CandidateTable, candidate_scores
+
+        if self._cands is None:
+            self._cands = CandidateTable(self.model.prior_table.cpu())
+        weight, bias = self._head()
         L = self.model.cfg.max_len
         pieces, where = [], []  # windows of long inputs, and how to stitch them back
         for i, slots in enumerate(batch):
@@ -154,22 +175,30 @@ class LanguageModel:
                 where.append((i, start, lo, hi))
                 if end == len(slots):
                     break
-        out = [[None, None, None] for _ in batch]
         parts: list[list] = [[] for _ in batch]
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
         for g in range(0, len(order), 64):
             idx = order[g:g + 64]
             tonal, base, prob = self._tensors([pieces[j] for j in idx])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits, punct = self.model.encode(tonal, base, prob)
-            logits = logits.float() + self.model.prior(tonal, base, prob)
-            punct = punct.float().log_softmax(-1)
+                h, punct = self.model.hidden(tonal, base, prob)
+            valid = (base[..., 0] != PAD_B).cpu()      # padding only at the end of each row
+            rows = self.model.prior_rows(tonal, base).cpu()[valid]
+            ids, logits = candidate_scores(h.float().cpu()[valid], rows, prob.cpu()[valid].clamp(min=1e-9).log(),
+                                           self._cands, weight, bias)
+            punct = punct.float().log_softmax(-1).cpu()
+            off = 0
             for r, j in enumerate(idx):
                 i, start, lo, hi = where[j]
-                parts[i].append((start + lo, logits[r, lo:hi], punct[r, lo:hi]))
-        for i, ps in enumerate(parts):
+                parts[i].append((start + lo, ids[off + lo:off + hi], logits[off + lo:off + hi], punct[r, lo:hi]))
+                off += len(pieces[j])
+        out = []
+        for ps in parts:
             ps.sort(key=lambda x: x[0])
-            out[i] = [torch.cat([p[k] for p in ps]) for k in (1, 2)]
+            width = max(p[1].shape[1] for p in ps)
+            pad = [(F.pad(p[1], (0, width - p[1].shape[1])), F.pad(p[2], (0, width - p[2].shape[1]), value=-math.inf))
+                   for p in ps]
+            out.append([torch.cat([p[0] for p in pad]), torch.cat([p[1] for p in pad]), torch.cat([p[3] for p in ps])])
         return out
 
     # ---- conversion ----------------------------------------------------------------------
@@ -200,7 +229,11 @@ class LanguageModel:
         if domain is not None:
             ngram = self.adapters[domain]["ngram"] or self.ngram
             with use_adapter(self.model, domain):
-                scores = self._scores(batch)
+                self._active_domain = domain
+                try:
+                    scores = self._scores(batch)
+                finally:
+                    self._active_domain = None
         else:
             scores = self._scores(batch)
         preps = [self._prepare(slots, *sc, hws) for slots, sc in zip(batch, scores)]
@@ -218,21 +251,34 @@ class LanguageModel:
         return [self._finish(slots, prep, path, nbest, itn_numbers, punctuation)
                 for slots, prep, path in zip(batch, preps, paths)]
 
-    def _prepare(self, slots, logits, punct, hws):
-        """Hotword biases, then the top candidates per slot: (log-probs, ids, punct classes, forced)."""
+    def _prepare(self, slots, ids, logits, punct, hws):
+        """Hotword biases, then the top N_CAND candidates per slot: (log-probs, ids, punct classes, forced)."""
         forced: dict[int, tuple[str, int, str]] = {}  # slot -> (hanzi, phrase start, phrase)
+        extra: list[tuple[int, int, float]] = []  # hotword hanzi that are not candidates of their slot
         for start, h in match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]):
             for j, ch in enumerate(h.text):
                 cid = self.char_id.get(ch)
+                t = start + j
                 if cid is None:
-                    forced[start + j] = (ch, start, h.text)
-                else:
-                    # a hotword hanzi is allowed even where the reading table lacks its reading
-                    logits[start + j, cid] = logits[start + j, cid].clamp(min=-10.0) + h.weight
+                    forced[t] = (ch, start, h.text)
+                    continue
+                at = ((ids[t] == cid) & torch.isfinite(logits[t])).nonzero(as_tuple=True)[0]
+                if at.numel():
+                    logits[t, at[0]] = logits[t, at[0]].clamp(min=-10.0) + h.weight
+                else:  # a hotword hanzi is allowed even where the reading table lacks its reading
+                    extra.append((t, cid, -10.0 + h.weight))
+        if extra:
+            ids = F.pad(ids, (0, len(extra)))
+            logits = F.pad(logits, (0, len(extra)), value=-math.inf)
+            for k, (t, cid, score) in enumerate(extra):
+                ids[t, -1 - k], logits[t, -1 - k] = cid, score
         logp = logits.log_softmax(-1)
-        top_lp, top_id = logp.topk(min(N_CAND, logp.shape[-1]), dim=-1)
-        top_lp, top_id = top_lp.numpy(), top_id.numpy()
-        return top_lp, top_id, punct.argmax(-1).tolist(), forced
+        top_lp, top = logp.topk(min(N_CAND, logp.shape[-1]), dim=-1)
+        top_id = ids.gather(1, top)
+        if top.shape[1] < N_CAND:  # every input gets N_CAND columns (the beam search stacks them)
+            top_lp = F.pad(top_lp, (0, N_CAND - top.shape[1]), value=-math.inf)
+            top_id = F.pad(top_id, (0, N_CAND - top.shape[1]))
+        return top_lp.numpy(), top_id.numpy(), punct.argmax(-1).tolist(), forced
 
     def _finish(self, slots, prep, paths, nbest, itn_numbers, punctuation) -> Conversion:
         top_lp, top_id, pbest, forced = prep

@@ -47,8 +47,7 @@ class PinyinLM(nn.Module):
 
     def prior(self, tonal, base, prob) -> torch.Tensor:
         """[B,T,K] slots -> [B,T,V] log sum_k p_k P(hanzi | syllable_k); -inf where no syllable reads it."""
-        row = torch.where(tonal < N_TONAL, tonal, N_TONAL + base.clamp(max=N_BASE - 1))
-        row = torch.where(base == PAD_B, PAD_ROW, row)
+        row = self.prior_rows(tonal, base)
         logp = prob.clamp(min=1e-9).log()
         out = self.prior_table[row[..., 0]]
         multi = row[..., 1:] != PAD_ROW if row.shape[-1] > 1 else None
@@ -62,8 +61,14 @@ class PinyinLM(nn.Module):
         out[sel] = mix
         return out
 
-    def encode(self, tonal, base, prob):
-        """tonal/base [B,T,K] long, prob [B,T,K] -> (raw hanzi logits [B,T,V], punct logits [B,T,P])."""
+    @staticmethod
+    def prior_rows(tonal, base) -> torch.Tensor:
+        """[B,T,K] slots -> [B,T,K] rows of the prior table (PAD_ROW for padding)."""
+        row = torch.where(tonal < N_TONAL, tonal, N_TONAL + base.clamp(max=N_BASE - 1))
+        return torch.where(base == PAD_B, PAD_ROW, row)
+
+    def hidden(self, tonal, base, prob):
+        """tonal/base [B,T,K] long, prob [B,T,K] -> (head input [B,T,d_out], punct logits [B,T,P])."""
         B, T, _ = tonal.shape
         if T > self.cfg.max_len:
             raise ValueError(f"{T} slots exceed the model's {self.cfg.max_len} positions")
@@ -72,7 +77,12 @@ class PinyinLM(nn.Module):
         pad = base[..., 0] == PAD_B
         h = self.encoder(self.drop(x), src_key_padding_mask=pad if pad.any() else None)
         h = self.norm(h)
-        return self.char_head(self.char_proj(h)).float(), self.punct_head(h)
+        return self.char_proj(h), self.punct_head(h)
+
+    def encode(self, tonal, base, prob):
+        """tonal/base [B,T,K] long, prob [B,T,K] -> (raw hanzi logits [B,T,V], punct logits [B,T,P])."""
+        h, punct = self.hidden(tonal, base, prob)
+        return self.char_head(h).float(), punct
 
     def forward(self, tonal, base, prob):
         """Hanzi logits [B,T,V] = network + log prior (-inf where no syllable reads it), punct logits."""

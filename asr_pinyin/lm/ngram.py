@@ -284,30 +284,46 @@ def beam_search_batch(cand: np.ndarray, net_lp: np.ndarray, lengths: np.ndarray,
     tri = hasattr(lm, "score3")
     use_lex = lexicon is not None and lex_weight > 0
     keep_src = np.broadcast_to(np.arange(beam), (B, beam))
+    rows = np.arange(B)[:, None]
+    min_len = int(lengths.min())
+    all_active = min_len == T
     for t in range(T):
-        c = np.broadcast_to(cand[:, t, None, :], (B, beam, M))
-        p1 = np.broadcast_to(h[0][:, :, None], (B, beam, M))
+        # score only (beam, candidate) pairs that are alive: after pruning a tonal slot keeps ~4
+        # of its M candidates and the first step one beam, so most n-gram lookups are skipped
+        base_score = scores[:, :, None] + net_lp[:, t, None, :]
+        live = np.flatnonzero(np.isfinite(base_score))
+        bi, ki = live // (beam * M), live % (beam * M) // M
+        c = cand[:, t, :].reshape(-1)[live // (beam * M) * M + live % M]
+        p1 = h[0][bi, ki]
         if tri:
-            p2 = np.broadcast_to(h[1][:, :, None], (B, beam, M))
-            trans = lm.score3(p2.ravel(), p1.ravel(), c.ravel()).reshape(B, beam, M)
+            trans = lm.score3(h[1][bi, ki], p1, c)
         else:
-            trans = lm.score(p1.ravel(), c.ravel()).reshape(B, beam, M)
-        total = scores[:, :, None] + net_lp[:, t, None, :] + weight * trans
+            trans = lm.score(p1, c)
+        add = weight * trans
         if use_lex:
-            hist = [np.broadcast_to(x[:, :, None], (B, beam, M)).ravel() for x in h]
-            total = total + lex_weight * lexicon.lookup(hist, c.ravel()).reshape(B, beam, M)
-        flat = total.reshape(B, beam * M)
-        top = np.argpartition(-flat, beam - 1, axis=1)[:, :beam] if beam < flat.shape[1] else \
-            np.broadcast_to(np.arange(flat.shape[1]), (B, flat.shape[1]))
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1), 1)
-        new_scores = np.take_along_axis(flat, top, 1)
+            add = add + lex_weight * lexicon.lookup([p1, h[1][bi, ki], h[2][bi, ki]], c)
+        flat = np.full(B * beam * M, -np.inf)
+        flat[live] = base_score.reshape(-1)[live] + add
+        flat = flat.reshape(B, beam * M)
+        if beam < flat.shape[1]:
+            top = np.argpartition(-flat, beam - 1, axis=1)[:, :beam]
+        else:
+            top = np.broadcast_to(np.arange(flat.shape[1]), (B, flat.shape[1]))
+        vals = flat[rows, top]
+        order = np.argsort(-vals, axis=1)
+        top, new_scores = top[rows, order], vals[rows, order]
         src, pick = top // M, top % M
+        last = cand[:, t, :][rows, pick]
+        if all_active or t < min_len:
+            src_hist[t], pick_hist[t] = src, pick
+            h = [last, h[0][rows, src], h[1][rows, src]]
+            scores = new_scores
+            continue
         active = (t < lengths)[:, None]
         src = np.where(active, src, keep_src)
         src_hist[t], pick_hist[t] = src, pick
-        last = np.take_along_axis(cand[:, t, :], pick, 1)
-        h = [np.where(active, last, h[0]), np.where(active, np.take_along_axis(h[0], src, 1), h[1]),
-             np.where(active, np.take_along_axis(h[1], src, 1), h[2])]
+        h = [np.where(active, last, h[0]), np.where(active, h[0][rows, src], h[1]),
+             np.where(active, h[1][rows, src], h[2])]
         scores = np.where(active, new_scores, scores)
     end = np.full((B, beam), V)
     final = scores + weight * (lm.score3(h[1].ravel(), h[0].ravel(), end.ravel()) if tri
