@@ -68,7 +68,7 @@ def main() -> int:
         model = AcousticModel(cfg.model).to(device)
     model.eval()
     mcfg = model.cfg
-    n_mels, stride, ctx = mcfg.n_mels, model.subsample.stride, model.subsample.context
+    n_mels, stride, ctx = mcfg.feat_dim, model.subsample.stride, model.subsample.context  # fbank (+ pitch) dims
     out = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
            "parameters": count_params(model), "torch": torch.__version__}
     frames = int(args.seconds * 100)

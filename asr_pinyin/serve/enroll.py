@@ -32,6 +32,7 @@ from asr_pinyin.enroll.profile import VoiceError, VoiceProfile
 from asr_pinyin.recognizer.resample import AudioFormatError, decode_pcm
 
 from . import protocol as P
+from .enroll_adapt import progress
 
 log = logging.getLogger("asr_pinyin.serve.enroll")
 SR = 16000
@@ -338,7 +339,7 @@ class EnrollSession:
                 "max_minutes": cfg.max_minutes, "force": force, "scratch": str(scratch)}
         with open(scratch / "child.log", "wb") as errlog:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "asr_pinyin.serve.enroll", json.dumps(spec),
+                sys.executable, "-m", "asr_pinyin.serve.enroll_adapt", json.dumps(spec),
                 stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
         try:
             while True:
@@ -346,7 +347,7 @@ class EnrollSession:
                     await asyncio.wait_for(proc.wait(), cfg.progress_every_s)
                     break
                 except (asyncio.TimeoutError, TimeoutError):
-                    await self._send(P.message("adapt_progress", **_progress(
+                    await self._send(P.message("adapt_progress", **progress(
                         scratch, cfg.max_steps, time.monotonic() - t0)))
         except asyncio.CancelledError:      # server shutdown: the trainer stops at its next step
             if proc.returncode is None:
@@ -377,51 +378,3 @@ class EnrollSession:
                     "message": f"the adapter was written but could not be loaded: {e}"}
         return {"loaded": True, "restart_needed": False,
                 "message": f"dictation sessions can use \"voice\": {json.dumps(name, ensure_ascii=False)}"}
-
-
-def _progress(scratch: str, max_steps: int, elapsed: float) -> dict:
-    """Where the trainer is, from the last lines of its log.jsonl in the scratch folder."""
-    out = {"stage": "preparing", "step": 0, "max_steps": max_steps, "elapsed_s": round(elapsed, 1)}
-    logs = list(Path(scratch).glob("*/log.jsonl"))
-    if not logs:
-        return out
-    try:
-        lines = logs[0].read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue                    # the line being written
-        out["step"] = rec.get("step", out["step"])
-        if "loss" in rec:
-            out["loss"] = rec["loss"]
-        out["stage"] = "measuring" if rec.get("event") == "finished" else "training"
-    return out
-
-
-def _adapt_child(spec: dict) -> int:
-    """`python -m asr_pinyin.serve.enroll SPEC`: run enroll.session.adapt, write result.json."""
-    import sys
-
-    from asr_pinyin.enroll.session import EnrollError, adapt
-
-    profile = VoiceProfile(spec["name"], Path(spec["home"]))
-    try:
-        report = adapt(profile, spec["am"], spec["min_takes"], spec["val_share"], spec["max_steps"],
-                       spec["max_minutes"], progress=False, force=spec["force"], out=sys.stderr,
-                       scratch=spec["scratch"])
-        result = {"report": report}
-    except EnrollError as e:
-        result = {"error": str(e)}
-    tmp = Path(spec["scratch"]) / "result.json.tmp"
-    tmp.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(tmp.with_suffix(""))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    raise SystemExit(_adapt_child(json.loads(sys.argv[1])))
