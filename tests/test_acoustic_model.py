@@ -132,3 +132,22 @@ def test_long_offline_input_is_decoded_in_bounded_chunks(model):
     long = transcribe_full(model, [wave[:16000], wave], max_full_s=20)
     assert long[1] == transcribe_stream(model, wave, 16000, 16000, piece_s=16.0)
     assert long[0] == transcribe_full(model, [wave[:16000]])[0]
+
+
+def test_batched_chunks_equal_single_stream_chunks(model):
+    """The server's batched forward (recognizer.batching) == forward_chunk per stream, pitch too."""
+    from asr_pinyin.recognizer.batching import forward_chunk_batch
+
+    torch.manual_seed(2)
+    S, R = model.subsample.stride, model.subsample.context
+    chunk, keep = 3, 6
+    win = (chunk - 1) * S + R
+    feats = [torch.randn(5 * chunk * S + R, model.cfg.feat_dim) for _ in range(3)]
+    alone_states = [model.init_state() for _ in feats]
+    batch_states = [model.init_state() for _ in feats]
+    for i in range(0, 4 * chunk * S, chunk * S):
+        windows = torch.stack([f[i:i + win] for f in feats])
+        batched = forward_chunk_batch(model, windows, batch_states, keep)
+        for b, f in enumerate(feats):
+            alone = model.forward_chunk(f[i:i + win], alone_states[b], keep)
+            torch.testing.assert_close(batched[b], alone, atol=1e-4, rtol=0)
