@@ -14,17 +14,22 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def feed_in_random_pieces(stream, x: np.ndarray, rng) -> torch.Tensor:
+    """Everything `stream.accept` returns for `x` cut into pieces of awkward sizes."""
+    parts, i = [], 0
+    while i < len(x):
+        n = int(rng.choice([1, 7, 159, 160, 161, 399, 400, 1234, 4000]))
+        parts.append(stream.accept(x[i:i + n]))
+        i += n
+    return torch.cat(parts)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_streaming_fbank_equals_offline_for_random_chunks(seed):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(16000 * 2 + int(rng.integers(0, 500))) * 0.1).astype(np.float32)
     offline = fbank(x)
-    s, parts, i = StreamingFbank(), [], 0
-    while i < len(x):
-        n = int(rng.choice([1, 7, 159, 160, 161, 399, 400, 1234, 4000]))
-        parts.append(s.accept(x[i:i + n]))
-        i += n
-    online = torch.cat(parts)
+    online = feed_in_random_pieces(StreamingFbank(), x, rng)
     assert online.shape == offline.shape == (num_frames(len(x)), 80)
     torch.testing.assert_close(online, offline, atol=1e-4, rtol=0)
 
@@ -100,12 +105,7 @@ def test_streaming_features_with_pitch_equal_offline(seed):
     x = np.concatenate([glide(100, 150), (rng.standard_normal(5000) * 0.05).astype(np.float32),
                         glide(200, 120, 1.2), np.zeros(int(rng.integers(0, 500)), np.float32)])
     offline = features(x, 80, with_pitch=True)
-    s, parts, i = StreamingFeatures(80, with_pitch=True), [], 0
-    while i < len(x):
-        n = int(rng.choice([1, 7, 159, 160, 161, 399, 400, 1234, 4000]))
-        parts.append(s.accept(x[i:i + n]))
-        i += n
-    online = torch.cat(parts)
+    online = feed_in_random_pieces(StreamingFeatures(80, with_pitch=True), x, rng)
     assert online.shape == offline.shape == (num_frames(len(x)), 83)
     torch.testing.assert_close(online, offline, atol=1e-4, rtol=0)
     assert torch.isfinite(offline).all()

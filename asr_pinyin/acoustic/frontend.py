@@ -143,11 +143,11 @@ def _pitch_features(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarray) 
 
     w = voicing ** 2
     a = [1.0, -MEAN_DECAY]
-    num, zs = lfilter([1.0], a, w * log_f0, zi=[MEAN_DECAY * state[0]])
-    den, zw = lfilter([1.0], a, w, zi=[MEAN_DECAY * state[1]])
+    num = lfilter([1.0], a, w * log_f0, zi=[MEAN_DECAY * state[0]])[0]
+    den = lfilter([1.0], a, w, zi=[MEAN_DECAY * state[1]])[0]
     level = (num + PRIOR_WEIGHT * PRIOR_LOG_F0) / (den + PRIOR_WEIGHT)
     prev = np.concatenate([[state[2]], log_f0[:-1]])
-    feats = np.stack([voicing, log_f0 - level, (log_f0 - prev) * np.minimum(voicing, 1.0)], 1)
+    feats = np.stack([voicing, log_f0 - level, (log_f0 - prev) * voicing], 1)
     return torch.from_numpy(feats).float(), np.array([num[-1], den[-1], log_f0[-1]])
 
 
@@ -166,8 +166,9 @@ def pitch(samples) -> torch.Tensor:
 
 def features(samples, n_mels: int = 80, with_pitch: bool = False) -> torch.Tensor:
     """The model's input: fbank, plus the pitch features when the model was built with them."""
-    f = fbank(samples, n_mels)
-    return torch.cat([f, pitch(samples)], 1) if with_pitch else f
+    x = sanitize(samples)
+    f = fbank(x, n_mels)
+    return torch.cat([f, pitch(x)], 1) if with_pitch else f
 
 
 class StreamingFeatures:

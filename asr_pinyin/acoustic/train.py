@@ -87,12 +87,11 @@ class Trainer:
             self.utts += read_manifest(path, cfg.data.max_duration)[0]
         self.model = AcousticModel(cfg.model)
         resuming = (self.out / "last.pt").is_file()
-        add_pitch = False
         if tc.init_from and not resuming:      # fine-tuning keeps the pretrained CMVN
             init = load_model(tc.init_from)
+            # the recipe's [model] must be the checkpoint's, except that it may add pitch
             add_pitch = cfg.model.pitch and not init.cfg.pitch
-            if dataclasses.asdict(init.cfg) != {**dataclasses.asdict(cfg.model), "pitch": init.cfg.pitch} \
-                    or (init.cfg.pitch and not cfg.model.pitch):
+            if {**dataclasses.asdict(init.cfg), "pitch": init.cfg.pitch or add_pitch} != dataclasses.asdict(cfg.model):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
             if add_pitch:   # warm start: fbank weights and CMVN kept, the new pitch path starts at 0
                 estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
