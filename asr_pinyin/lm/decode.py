@@ -72,7 +72,6 @@ class LanguageModel:
         self._fingerprint: str | None = None
         self._cands = None  # candidates.CandidateTable, built on first use
         self._heads: dict = {}  # adapter name (None: base) -> hanzi head (weight, bias)
-        self._active_domain: str | None = None
         self._fast: PinyinLM | None = None  # bf16 copy of the base network (see _bf16_model)
 
     # ---- domain adapters -----------------------------------------------------------------
@@ -155,10 +154,11 @@ class LanguageModel:
             self._fast.prior_table = self.model.prior_table  # unused by hidden(); no second copy
         return self._fast
 
-    def _head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The hanzi head as (weight [V, d], bias [V]) with the active adapter folded in (cached)."""
+    def _head(self, domain: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hanzi head as (weight [V, d], bias [V]) with adapter `domain` folded in (cached;
+        the caller has made that adapter active)."""
         head = self.model.char_head
-        key = self._active_domain
+        key = domain
         if key not in self._heads:
             with torch.no_grad():
                 eye = torch.eye(self.model.cfg.d_out, device=self.device)
@@ -167,14 +167,14 @@ class LanguageModel:
         return self._heads[key]
 
     @torch.no_grad()
-    def _scores(self, batch: list[list[Slot]]):
+    def _scores(self, batch: list[list[Slot]], domain: str | None = None):
         """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
         padding) and punct log-probs [T,P] (see candidates.py)."""
         from .candidates import CandidateTable, candidate_scores
 
         if self._cands is None:
             self._cands = CandidateTable(self.model.prior_table.cpu())
-        weight, bias = self._head()
+        weight, bias = self._head(domain)
         L = self.model.cfg.max_len
         pieces, where = [], []  # windows of long inputs, and how to stitch them back
         for i, slots in enumerate(batch):
@@ -196,7 +196,7 @@ class LanguageModel:
         for g in range(0, len(order), 64):
             idx = order[g:g + 64]
             tonal, base, prob = self._tensors([pieces[j] for j in idx])
-            fast = self._bf16_model() if self.bf16 and self._active_domain is None else None
+            fast = self._bf16_model() if self.bf16 and domain is None else None
             if fast is not None:
                 h, punct = fast.hidden(tonal, base, prob.to(torch.bfloat16))
             else:
@@ -249,11 +249,7 @@ class LanguageModel:
         if domain is not None:
             ngram = self.adapters[domain]["ngram"] or self.ngram
             with use_adapter(self.model, domain):
-                self._active_domain = domain
-                try:
-                    scores = self._scores(batch)
-                finally:
-                    self._active_domain = None
+                scores = self._scores(batch, domain)
         else:
             scores = self._scores(batch)
         preps = [self._prepare(slots, *sc, hws) for slots, sc in zip(batch, scores)]
