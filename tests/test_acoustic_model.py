@@ -20,17 +20,40 @@ def one_thread():
 
 
 @pytest.fixture(scope="module", params=[(False, False), (True, False), (True, True)],
-                ids=["conformer_ln", "pre_ln", "pre_ln_pitch"])
+                ids=["conformer_ln", "pre_ln", "pre_ln_pitch_factored"])
 def model(request):
     import dataclasses
 
     torch.manual_seed(0)
     pre_ln, pitch = request.param
-    m = AcousticModel(dataclasses.replace(TINY, pre_ln=pre_ln, pitch=pitch)).eval()
+    m = AcousticModel(dataclasses.replace(TINY, pre_ln=pre_ln, pitch=pitch, factored_head=pitch)).eval()
     m.cmvn.mean.fill_(-5.0)                 # a non-trivial CMVN so it is exercised
-    if pitch:                               # the pitch path starts at zero: make it count here
+    if pitch:                               # these parts start at zero: make them count here
         torch.nn.init.normal_(m.pitch.proj.weight, std=0.3)
+        torch.nn.init.normal_(m.base_head.weight, std=0.3)
+        torch.nn.init.normal_(m.tone_head.weight, std=0.3)
     return m
+
+
+def test_factored_head_shares_tone_and_base_terms():
+    """The tone head moves every syllable of one tone by the same amount, the base head every
+    tone of one base; the blank is untouched by both."""
+    import dataclasses
+
+    from asr_pinyin.acoustic.decode import UNIT_ID
+
+    torch.manual_seed(1)
+    m = AcousticModel(dataclasses.replace(TINY, factored_head=True)).eval()
+    z = torch.randn(4, 32)
+    plain = m.logits(z)
+    torch.testing.assert_close(plain, m.head(z))            # both start at zero
+    with torch.no_grad():
+        m.tone_head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))   # + 5 to tone 3
+        m.base_head.bias[m.base_index[UNIT_ID["ma1"]] - 1] = -2.0         # - 2 to every ma
+    d = m.logits(z) - plain
+    for unit, want in [("ni3", 5.0), ("shi3", 5.0), ("ma3", 3.0), ("ma1", -2.0), ("ma5", -2.0), ("shi4", 0.0)]:
+        torch.testing.assert_close(d[:, UNIT_ID[unit]], torch.full((4,), want))
+    torch.testing.assert_close(d[:, 0], torch.zeros(4))
 
 
 def stream_chunks(m, feats, chunk, left_chunks):

@@ -131,9 +131,9 @@ def test_chunk_warmup_and_intermediate_ctc(manifest, tmp_path):
     assert losses and all(0 < l < 1e4 for l in losses)
 
 
-def test_warm_start_adds_pitch_to_a_trained_model(trained, manifest, tmp_path):
-    """Stage 2 of the shipped recipe: a model without pitch gains the pitch path, same outputs at
-    step 0 (the path starts at zero), then trains with it."""
+def test_warm_start_adds_pitch_and_factored_head_to_a_trained_model(trained, manifest, tmp_path):
+    """Stages 2 and 3 of the shipped recipe: a model gains the pitch path and the factored head,
+    same outputs at step 0 (both start at zero), then trains with them."""
     import dataclasses
 
     from asr_pinyin.acoustic.dataset import load_wave, read_manifest
@@ -143,9 +143,9 @@ def test_warm_start_adds_pitch_to_a_trained_model(trained, manifest, tmp_path):
     base = load_model(trained / "model.pt")
     cfg = tiny_config(manifest, tmp_path / "pitch", init_from=str(trained / "model.pt"), max_steps=4,
                       log_every=1, save_every=2, average_last=1, augment_after=0)
-    cfg.model = dataclasses.replace(base.cfg, pitch=True)
+    cfg.model = dataclasses.replace(base.cfg, pitch=True, factored_head=True)
     t = Trainer(cfg)
-    assert t.model.pitch is not None and t.model.cmvn.mean.numel() == 83
+    assert t.model.pitch is not None and t.model.cfg.factored_head and t.model.cmvn.mean.numel() == 83
     torch.testing.assert_close(t.model.cmvn.mean[:80], base.cmvn.mean)
     wave = load_wave(read_manifest(manifest)[0][0].audio)
     t.model.eval()
@@ -159,6 +159,7 @@ def test_warm_start_adds_pitch_to_a_trained_model(trained, manifest, tmp_path):
     assert len(losses) == 4 and all(0 < l < 1e4 for l in losses)
     tuned = load_model(tmp_path / "pitch" / "model.pt")
     assert tuned.cfg.pitch and float(tuned.pitch.proj.weight.detach().abs().sum()) > 0
+    assert float(tuned.tone_head.weight.detach().abs().sum()) > 0
     # the other way round (dropping pitch from a pitch model) is refused
     cfg2 = tiny_config(manifest, tmp_path / "nopitch", init_from=str(tmp_path / "pitch" / "model.pt"))
     with pytest.raises(Exception, match="differs"):

@@ -3,6 +3,7 @@ side by side: a domain adapter changes conversions only for the sessions that as
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,6 +138,32 @@ def test_am_lora_adapts_to_a_new_voice(am_adapter):
     assert report["ser_after"] < report["ser_before"], report
     assert 0 < report["trainable_share"] < 0.5 and adapter.is_file()
     assert (adapter.parent / "work" / "tb").is_dir()          # TensorBoard logs written
+
+
+def test_am_replay_mixes_general_speech_into_the_recipe(am_adapter, tmp_path):
+    """--replay P: general utterances make up P of the training set, readable from anywhere."""
+    from asr_pinyin.acoustic.config import ConfigError
+    from asr_pinyin.acoustic.dataset import read_manifest
+    from asr_pinyin.acoustic.finetune import finetune_config
+
+    base, _, voice, _ = am_adapter
+    general = _voice_manifest(tmp_path / "general", 175)
+    cfg = finetune_config(str(voice), str(tmp_path / "w"), "lora", str(base), replay=0.5,
+                          replay_manifest=str(general))
+    assert cfg.data.train[0] == str(voice) and len(cfg.data.train) == 2
+    mixed = read_manifest(cfg.data.train[1])[0]
+    own = read_manifest(voice)[0]
+    assert len(mixed) == len(own) and all(Path(u.audio).is_file() for u in mixed)
+    assert {u.pinyin for u in mixed} <= {u.pinyin for u in read_manifest(general)[0]}
+    again = finetune_config(str(voice), str(tmp_path / "w2"), "lora", str(base), replay=0.5,
+                            replay_manifest=str(general))
+    assert Path(again.data.train[1]).read_text().replace("w2", "w") == Path(cfg.data.train[1]).read_text()
+    with pytest.raises(ConfigError, match="not found"):
+        finetune_config(str(voice), str(tmp_path / "w3"), "lora", str(base), replay=0.3,
+                        replay_manifest=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ConfigError, match="replay must be"):
+        finetune_config(str(voice), str(tmp_path / "w4"), "lora", str(base), replay=1.0,
+                        replay_manifest=str(general))
 
 
 def test_eval_cli_with_adapter(am_adapter, capsys):

@@ -40,6 +40,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--work-dir", default=None, help="run folder (resumable; default a temp folder)")
+    p.add_argument("--replay", type=float, default=0.0,
+                   help="share of training utterances drawn from general speech (0: none)")
+    p.add_argument("--replay-manifest", default="data/speech/train.jsonl",
+                   help="the general speech replayed (default: the pretraining corpus)")
     p.set_defaults(func=run_finetune)
 
     p = sub.add_parser("transcribe-am", help="audio file -> syllables with times and alternatives (JSON)")
@@ -125,7 +129,8 @@ def run_finetune(args) -> int:
     try:
         report = finetune_am(args.manifest, args.out, args.method, args.base, args.dev, args.max_steps,
                              args.max_minutes, rank=args.rank, lr=args.lr, seed=args.seed,
-                             threads=args.threads, work_dir=args.work_dir)
+                             threads=args.threads, work_dir=args.work_dir, replay=args.replay,
+                             replay_manifest=args.replay_manifest)
     except (ConfigError, ManifestError, ModelLoadError, OSError) as e:
         return _fail(str(e))
     if "rank" not in report:            # under torchrun only rank 0 reports (stdout is shared)

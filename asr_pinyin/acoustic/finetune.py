@@ -8,6 +8,9 @@ resume, early stopping on dev, torchrun), started from the shipped weights and C
 - `lora`: peft LoRA on the encoder's Linear layers, base frozen; the output is a small adapter
   file that the recognizer loads per session (`voice`) next to the one base model.
 - `full`: every weight trains; the output is a whole model file (fp16).
+- `replay` P: that share of the training utterances is drawn from general speech (a manifest
+  such as the pretraining corpus' data/speech/train.jsonl), so the adapted model keeps its
+  general accuracy; the voice's own utterances are all used.
 Voice enrollment (`asr-pinyin enroll`) calls `finetune_am` on a user's recorded prompts.
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .config import Config, ConfigError
 def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", base: str | None = None,
                     dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                     rank: int = 8, lr: float = 0.0, seed: int = 1234, threads: int = 2,
-                    model=None) -> Config:
+                    model=None, replay: float = 0.0, replay_manifest: str = "") -> Config:
     """A fine-tuning recipe from the base model's own architecture (`model`: the base, if loaded)."""
     import dataclasses
 
@@ -38,6 +41,8 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
     cfg = Config()
     cfg.model = dataclasses.replace(model.cfg)
     cfg.data.train = [train_manifest]
+    if replay > 0:
+        cfg.data.train.append(replay_sample(train_manifest, replay_manifest, replay, work_dir, seed))
     cfg.data.dev = dev_manifest or ""
     cfg.data.batch_seconds = 60.0
     cfg.data.dev_limit = 200
@@ -58,6 +63,31 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
     return cfg
 
 
+def replay_sample(train_manifest: str, general: str, share: float, work_dir: str, seed: int) -> str:
+    """Write WORK/replay.jsonl: general utterances (absolute audio paths) that make up `share` of
+    the training set next to the voice's own; returns its path."""
+    import math
+    import random
+
+    from .dataset import read_manifest
+
+    if not 0 < share < 1:
+        raise ConfigError(f"replay must be in (0, 1), not {share}")
+    if not general or not Path(general).is_file():
+        raise ConfigError(f"replay needs a general speech manifest; not found: {general or '(none)'}")
+    own = len(read_manifest(train_manifest)[0])
+    pool = read_manifest(general)[0]
+    n = min(len(pool), math.ceil(own * share / (1 - share)))
+    picked = random.Random(seed).sample(pool, n)
+    out = Path(work_dir) / "replay.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for u in picked:
+            f.write(json.dumps({"id": f"replay-{u.id}", "audio": str(Path(u.audio).resolve()),
+                                "pinyin": u.pinyin, "duration": u.duration}, ensure_ascii=False) + "\n")
+    return str(out)
+
+
 def dev_ser(model, manifest: str, limit: int = 200) -> float:
     from .dataset import read_manifest
     from .evaluate import evaluate
@@ -69,7 +99,8 @@ def dev_ser(model, manifest: str, limit: int = 200) -> float:
 def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str | None = None,
                 dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                 progress: bool = True, rank: int = 8, lr: float = 0.0, seed: int = 1234,
-                threads: int = 2, work_dir: str | None = None) -> dict:
+                threads: int = 2, work_dir: str | None = None, replay: float = 0.0,
+                replay_manifest: str = "") -> dict:
     """Fine-tune, then write the adapter (lora) or model (full) to `out`; returns a report with
     the dev syllable error rate before and after when `dev_manifest` is given."""
     import torch
@@ -83,7 +114,8 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="finetune-am-"))
     base_model = load_model(base)                 # once: the recipe and the before/after SER use it
     cfg = finetune_config(train_manifest, str(work), method, base, dev_manifest, max_steps, max_minutes,
-                          rank, lr, seed, threads, model=base_model)
+                          rank, lr, seed, threads, model=base_model, replay=replay,
+                          replay_manifest=replay_manifest)
     torch.set_num_threads(max(1, threads))
     rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
     before = dev_ser(base_model, dev_manifest) if dev_manifest and rank == 0 else None
@@ -112,6 +144,6 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
               "train_manifest": train_manifest, "dev_manifest": dev_manifest,
               "ser_before": before, "ser_after": after, "trainable_params": trainable,
               "trainable_share": round(trainable / total, 5), "bytes": out.stat().st_size,
-              "base": cfg.train.init_from, "out": str(out)}
+              "replay": replay, "base": cfg.train.init_from, "out": str(out)}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     return report

@@ -177,6 +177,28 @@ class AcousticModel(nn.Module):
         self.layers = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_ln else nn.Identity()
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        if cfg.factored_head:
+            from asr_pinyin.pinyin import TONAL, TONELESS
+
+            assert cfg.vocab_size == len(TONAL) + 1, "factored_head needs the tonal syllable vocabulary"
+            base_id = {b: i for i, b in enumerate(TONELESS)}
+            # column 0 of each padded head output is a constant 0 for the blank
+            self.register_buffer("base_index", torch.tensor([0] + [base_id[s[:-1]] + 1 for s in TONAL]), persistent=False)
+            self.register_buffer("tone_index", torch.tensor([0] + [int(s[-1]) for s in TONAL]), persistent=False)
+            self.base_head = nn.Linear(cfg.d_model, len(TONELESS))
+            self.tone_head = nn.Linear(cfg.d_model, 5)
+            for lin in (self.base_head, self.tone_head):   # zero: a warm start begins at the old model
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised encoder output (..., d) -> unit logits (..., V)."""
+        out = self.head(z)
+        if self.cfg.factored_head:
+            pad = (1, 0)
+            out = out + F.pad(self.base_head(z), pad).index_select(-1, self.base_index) \
+                + F.pad(self.tone_head(z), pad).index_select(-1, self.tone_index)
+        return out
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised features (B, T, feat_dim) -> (B, T', d): fbank convs (+ the pitch path)."""
@@ -212,10 +234,10 @@ class AcousticModel(nn.Module):
         for i, layer in enumerate(self.layers, 1):
             x, _, _ = layer(x, rot, mask)
             if i == inter_layer:
-                inter = self.head(self.final_norm(x)).log_softmax(-1)
+                inter = self.logits(self.final_norm(x)).log_softmax(-1)
         if inter is not None:
-            return self.head(self.final_norm(x)).log_softmax(-1), out_len, inter
-        return self.head(self.final_norm(x)).log_softmax(-1), out_len
+            return self.logits(self.final_norm(x)).log_softmax(-1), out_len, inter
+        return self.logits(self.final_norm(x)).log_softmax(-1), out_len
 
     # ---- streaming -------------------------------------------------------------------------
     def init_state(self) -> dict:
@@ -238,7 +260,7 @@ class AcousticModel(nn.Module):
             x, state["att"][i], state["conv"][i] = layer(x, rot, None, state["att"][i],
                                                          state["conv"][i], keep)
         state["offset"] += t
-        return self.head(self.final_norm(x[0])).log_softmax(-1)
+        return self.logits(self.final_norm(x[0])).log_softmax(-1)
 
 
 def count_params(model: nn.Module) -> int:

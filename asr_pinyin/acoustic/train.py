@@ -65,6 +65,10 @@ def average_snapshots(paths: list[Path]) -> dict:
     return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in avg.items()}
 
 
+# model parts a warm start (`init_from`) may switch on: config field -> parameter name prefixes
+GROWABLE = {"pitch": ("pitch.",), "factored_head": ("base_head.", "tone_head.")}
+
+
 class Trainer:
     def __init__(self, cfg: Config):
         self.cfg, tc = cfg, cfg.train
@@ -89,20 +93,21 @@ class Trainer:
         resuming = (self.out / "last.pt").is_file()
         if tc.init_from and not resuming:      # fine-tuning keeps the pretrained CMVN
             init = load_model(tc.init_from)
-            # the recipe's [model] must be the checkpoint's, except that it may add pitch
-            add_pitch = cfg.model.pitch and not init.cfg.pitch
-            if {**dataclasses.asdict(init.cfg), "pitch": init.cfg.pitch or add_pitch} != dataclasses.asdict(cfg.model):
+            # the recipe's [model] must be the checkpoint's, except that it may add pitch or the
+            # factored head: those parts start at zero, so training starts at the old accuracy
+            added = {f: getattr(cfg.model, f) and not getattr(init.cfg, f) for f in GROWABLE}
+            grown = {**dataclasses.asdict(init.cfg), **{f: True for f, on in added.items() if on}}
+            if grown != dataclasses.asdict(cfg.model):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
-            if add_pitch:   # warm start: fbank weights and CMVN kept, the new pitch path starts at 0
+            sd = init.state_dict()
+            if added["pitch"]:   # fbank weights and CMVN kept, the CMVN of the pitch dims estimated
                 estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
-                sd = init.state_dict()
                 n = cfg.model.n_mels
                 for k in ("cmvn.mean", "cmvn.istd"):
                     sd[k] = torch.cat([sd[k], self.model.state_dict()[k][n:]])
-                missing, unexpected = self.model.load_state_dict(sd, strict=False)
-                assert not unexpected and all(k.startswith("pitch.") for k in missing), (missing, unexpected)
-            else:
-                self.model.load_state_dict(init.state_dict())
+            missing, unexpected = self.model.load_state_dict(sd, strict=False)
+            new_parts = tuple(p for f, on in added.items() if on for p in GROWABLE[f])
+            assert not unexpected and all(k.startswith(new_parts) for k in missing), (missing, unexpected)
         self.lora = None
         if tc.lora_rank > 0:
             from asr_pinyin.finetune.lora import LoraSpec, add_lora, fingerprint

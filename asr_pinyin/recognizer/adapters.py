@@ -126,4 +126,5 @@ def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 
         am = BatchedAcoustic(load_model(am_path, device), chunk_ms=chunk_ms, left_ms=left_ms)
     except ModelLoadError as e:
         raise StageLoadError(str(e)) from None
+    am.warm_up()
     return am, LanguageModelStage.load(lm_path, device)

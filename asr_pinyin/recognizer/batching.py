@@ -13,6 +13,7 @@ import math
 import threading
 from collections import defaultdict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -81,7 +82,7 @@ def forward_chunk_batch(model, windows: torch.Tensor, states: list[dict], keep: 
         x = layer.norm_out(x)
     for s in states:
         s["offset"] += t
-    return model.head(model.final_norm(x)).log_softmax(-1)
+    return model.logits(model.final_norm(x)).log_softmax(-1)
 
 
 class SegmentState:
@@ -121,6 +122,12 @@ class BatchedAcoustic:
     @property
     def voices(self) -> frozenset[str]:
         return self._voices | frozenset(self.voice_files)
+
+    def warm_up(self) -> None:
+        """One throwaway segment of quiet noise, so the first real stream does not pay the lazy
+        imports and first-call kernel set-up (~1 s on 2 cores, mostly scipy for the pitch features)."""
+        noise = np.random.default_rng(0).normal(0.0, 1e-3, self.first_chunk_samples).astype(np.float32)
+        self.step_batch([AmJob(self.new_state(), noise, last=True)])
 
     def add_voice(self, name: str, path) -> None:
         """Load a LoRA voice adapter (finetune-am, enroll) next to the shared base weights."""
