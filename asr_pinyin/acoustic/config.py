@@ -108,6 +108,10 @@ class TrainConfig:
     augment_after: int = 0           # steps before noise, rooms and SpecAugment start (speed from 0)
     init_from: str = ""              # fine-tuning: start from this checkpoint's weights and CMVN
     patience: int = 0                # >0: stop when dev SER has not improved for this many evaluations
+    # the product: the average of the last `average_last` snapshots (pretraining), or with keep_best
+    # the state with the best dev SER, the starting point included (fine-tuning on a small voice:
+    # its last steps over-fit, and an adapter that does not beat the base on dev must not hurt it)
+    keep_best: bool = False
     # parameter-efficient fine-tuning (peft LoRA on the Linear layers named here; rank 0 = off)
     lora_rank: int = 0
     lora_alpha: float = 16.0

@@ -56,6 +56,7 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
     tc.eval_every = max(25, max_steps // 6) if dev_manifest else 0
     tc.save_every = tc.eval_every or 50
     tc.patience = 3 if dev_manifest else 0
+    tc.keep_best = bool(dev_manifest)
     tc.average_last = 2
     tc.keep_checkpoints = 2
     tc.log_every = 10

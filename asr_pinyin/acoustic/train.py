@@ -178,7 +178,13 @@ class Trainer:
         if self.rank != 0:
             return
         snaps = sorted(self.out.glob("step_*.pt"))[-self.cfg.train.average_last:]
-        if snaps:
+        best = self.out / "best.pt"
+        if self.cfg.train.keep_best and best.is_file():
+            ck = torch.load(best, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(ck["model"])
+            snaps = [best]
+            self.log(event="best", step=ck["step"], ser=ck["ser"])
+        elif snaps:
             self.model.load_state_dict(average_snapshots(snaps))
         if self.lora is not None:        # the product is the adapter alone
             from asr_pinyin.finetune.lora import save_adapter
@@ -233,6 +239,8 @@ class Trainer:
         ser = full["syllable_error_rate"]
         if ser < self.best_ser:
             self.best_ser, self.bad_evals = ser, 0
+            if self.cfg.train.keep_best:
+                save_model(self.model, self.out / "best.pt", extra={"step": self.step, "ser": ser})
         else:
             self.bad_evals += 1
         self.log(event="dev", ser=ser, ser_toneless=full["syllable_error_rate_toneless"],
@@ -257,6 +265,8 @@ class Trainer:
                      hours=round(sum(u.duration for u in self.utts) / 3600, 2), world=self.world,
                      device=str(self.device))
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
+        if tc.keep_best and self.step == 0:
+            self.validate()               # the starting point is a candidate too
         t_start, t_log, losses = time.time(), time.time(), []
         while self.step < tc.max_steps and not self.stop:
             batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,
