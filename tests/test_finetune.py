@@ -140,6 +140,21 @@ def test_am_lora_adapts_to_a_new_voice(am_adapter):
     assert (adapter.parent / "work" / "tb").is_dir()          # TensorBoard logs written
 
 
+def test_am_finetune_keeps_the_best_dev_state_even_the_start(am_adapter, tmp_path):
+    """A run that only makes the voice worse (absurd learning rate) ships its starting point:
+    the adapter then changes nothing, instead of the averaged, over-fit last steps."""
+    from asr_pinyin.acoustic.finetune import finetune_am
+
+    base, _, manifest, _ = am_adapter
+    report = finetune_am(str(manifest), str(tmp_path / "bad.pt"), "lora", str(base), str(manifest), max_steps=50,
+                         max_minutes=3, progress=False, rank=8, lr=30.0, threads=1, work_dir=str(tmp_path / "w"))
+    log = [json.loads(line) for line in (tmp_path / "w" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r.get("event") == "best"] == [0], log
+    assert report["ser_after"] == pytest.approx(report["ser_before"])
+    devs = [r["ser"] for r in log if r.get("event") == "dev"]
+    assert max(devs) > report["ser_before"]                  # the steps after it were worse
+
+
 def test_am_replay_mixes_general_speech_into_the_recipe(am_adapter, tmp_path):
     """--replay P: general utterances make up P of the training set, readable from anywhere."""
     from asr_pinyin.acoustic.config import ConfigError
