@@ -16,20 +16,23 @@ syllable learns each tone from that syllable's own examples; the factored head s
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from asr_pinyin.acoustic.evaluate import edit_distance  # noqa: E402
+from asr_pinyin.pinyin import strip_tone  # noqa: E402
 
 
 def main() -> int:
     import torch
 
     from asr_pinyin.acoustic.dataset import read_manifest
-    from asr_pinyin.acoustic.evaluate import evaluate
     from asr_pinyin.acoustic.model import load_model
 
     ap = argparse.ArgumentParser()
@@ -51,18 +54,33 @@ def main() -> int:
         groups[family.get(str(u.id), "?")].append(u)
     if args.limit:
         groups = {k: v[: args.limit] for k, v in groups.items()}
-    rows = []
+    count = Counter()
+    if Path(args.train).is_file():
+        with open(args.train, encoding="utf-8") as f:
+            for line in f:
+                count.update(json.loads(line).get("pinyin", "").split())
+    rows, tone_rows = [], []
     for path in args.model:
         model = load_model(path)
+        tally = {b: [0, 0] for _, _, b in BUCKETS}
         for fam in sorted(groups):
-            r = evaluate(model, groups[fam], "full")
-            ser, tl = r["syllable_error_rate"], r["syllable_error_rate_toneless"]
+            errs = errs_tl = n_ref = 0
+            for ref, hyp in decoded(model, groups[fam]):
+                errs += edit_distance(ref, hyp)
+                errs_tl += edit_distance([strip_tone(s) for s in ref], [strip_tone(s) for s in hyp])
+                n_ref += len(ref)
+                if count and fam.startswith("espeak/"):
+                    tally_tones(ref, hyp, count, tally)
+            ser, tl = round(errs / max(n_ref, 1), 4), round(errs_tl / max(n_ref, 1), 4)
             rec = {"model": path, "family": fam, "utterances": len(groups[fam]), "ser": ser,
                    "toneless": tl, "tone_only": round(ser - tl, 4)}
             rows.append(rec)
             print(json.dumps(rec), flush=True)
-    tone_rows = tone_by_frequency(args.model, [u for f, us in groups.items() if f.startswith("espeak/") for u in us],
-                                  args.train) if Path(args.train).is_file() else []
+        if count:
+            buckets = [(b, *tally[b]) for _, _, b in BUCKETS]
+            print(json.dumps({"model": path, "tone_accuracy_by_train_count": {b: [ok, n] for b, ok, n in buckets}}),
+                  flush=True)
+            tone_rows.append((path, buckets))
     print("\n| model | voice family | utterances | SER | tone-only | everything else (toneless SER) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -80,38 +98,26 @@ BUCKETS = [(0, 100, "< 100"), (100, 300, "100-299"), (300, 1000, "300-999"), (10
            (3000, 10 ** 12, ">= 3,000")]
 
 
-def tone_by_frequency(models: list[str], utts: list, train_manifest: str) -> list:
-    """Per model: [(bucket, right tone, syllables)] over toneless-aligned syllables."""
-    import difflib
-    from collections import Counter
-
+def decoded(model, utts: list, batch: int = 8):
+    """(reference syllables, greedy full-context hypothesis) per utterance, decoded once."""
     from asr_pinyin.acoustic.dataset import load_wave
     from asr_pinyin.acoustic.evaluate import transcribe_full
-    from asr_pinyin.acoustic.model import load_model
 
-    count = Counter()
-    with open(train_manifest, encoding="utf-8") as f:
-        for line in f:
-            count.update(json.loads(line).get("pinyin", "").split())
-    out = []
-    for path in models:
-        model = load_model(path)
-        tally = {b: [0, 0] for _, _, b in BUCKETS}
-        for i in range(0, len(utts), 8):
-            group = utts[i:i + 8]
-            for u, hyp in zip(group, transcribe_full(model, [load_wave(x.audio) for x in group])):
-                ref, h = u.pinyin.split(), [s.syllable for s in hyp]
-                ops = difflib.SequenceMatcher(a=[r[:-1] for r in ref], b=[x[:-1] for x in h], autojunk=False)
-                for tag, a0, a1, b0, _ in ops.get_opcodes():
-                    for k in range(a1 - a0 if tag == "equal" else 0):
-                        r = ref[a0 + k]
-                        bucket = next(b for lo, hi, b in BUCKETS if lo <= count[r] < hi)
-                        tally[bucket][0] += r == h[b0 + k]
-                        tally[bucket][1] += 1
-        rows = [(b, *tally[b]) for _, _, b in BUCKETS]
-        print(json.dumps({"model": path, "tone_accuracy_by_train_count": {b: [ok, n] for b, ok, n in rows}}), flush=True)
-        out.append((path, rows))
-    return out
+    for i in range(0, len(utts), batch):
+        group = utts[i:i + batch]
+        for u, hyp in zip(group, transcribe_full(model, [load_wave(x.audio) for x in group])):
+            yield u.pinyin.split(), [s.syllable for s in hyp]
+
+
+def tally_tones(ref: list[str], hyp: list[str], count: Counter, tally: dict) -> None:
+    """Over syllables aligned toneless-equal: [right tone, total] per training-count bucket."""
+    ops = difflib.SequenceMatcher(a=[r[:-1] for r in ref], b=[h[:-1] for h in hyp], autojunk=False)
+    for tag, a0, a1, b0, _ in ops.get_opcodes():
+        for k in range(a1 - a0 if tag == "equal" else 0):
+            r = ref[a0 + k]
+            bucket = next(b for lo, hi, b in BUCKETS if lo <= count[r] < hi)
+            tally[bucket][0] += r == hyp[b0 + k]
+            tally[bucket][1] += 1
 
 
 if __name__ == "__main__":

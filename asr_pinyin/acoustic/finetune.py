@@ -119,12 +119,14 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
                           replay_manifest=replay_manifest)
     torch.set_num_threads(max(1, threads))
     rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
-    before = dev_ser(base_model, dev_manifest) if dev_manifest and rank == 0 else None
     trainer = Trainer(cfg)
     trainer.quiet = not progress
     trainer.run()
     if rank != 0:
         return {"rank": rank, "steps": trainer.step}
+    before = trainer.start_ser                    # measured at step 0 (keep_best: set when dev is)
+    if before is None and dev_manifest:           # a resumed run: measure the base now
+        before = dev_ser(base_model, dev_manifest)
     product = work / ("adapter.pt" if method == "lora" else "model.pt")
     if not product.is_file():              # stopped by the time limit: finish with what exists
         trainer.finish()

@@ -122,6 +122,7 @@ class Trainer:
                                       {"params": rest, "weight_decay": 0.0}], lr=tc.lr)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_ser, self.bad_evals = math.inf, 0
+        self.start_ser: float | None = None    # dev SER before the first step (keep_best runs)
         if resuming:
             self.resume(self.out / "last.pt")
         elif not tc.init_from:
@@ -228,9 +229,10 @@ class Trainer:
         self.opt.step()
         return loss.item()
 
-    def validate(self) -> None:
+    def validate(self) -> float | None:
+        """Dev SER (full context) and the streaming figure, logged; None where no dev set / rank > 0."""
         if self.rank != 0 or not self.cfg.data.dev or not Path(self.cfg.data.dev).is_file():
-            return
+            return None
         from .evaluate import evaluate
 
         dev = read_manifest(self.cfg.data.dev)[0][: self.cfg.data.dev_limit]
@@ -245,6 +247,7 @@ class Trainer:
             self.bad_evals += 1
         self.log(event="dev", ser=ser, ser_toneless=full["syllable_error_rate_toneless"],
                  ser_stream640=stream["syllable_error_rate"], best_ser=self.best_ser)
+        return ser
 
     def agree(self, flag: bool) -> bool:
         """Stop together: any rank's stop request (signal, time limit) stops all ranks."""
@@ -266,7 +269,7 @@ class Trainer:
                      device=str(self.device))
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
         if tc.keep_best and self.step == 0:
-            self.validate()               # the starting point is a candidate too
+            self.start_ser = self.validate()   # the starting point is a candidate too
         t_start, t_log, losses = time.time(), time.time(), []
         while self.step < tc.max_steps and not self.stop:
             batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,

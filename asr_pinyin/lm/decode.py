@@ -158,13 +158,12 @@ class LanguageModel:
         """The hanzi head as (weight [V, d], bias [V]) with adapter `domain` folded in (cached;
         the caller has made that adapter active)."""
         head = self.model.char_head
-        key = domain
-        if key not in self._heads:
+        if domain not in self._heads:
             with torch.no_grad():
                 eye = torch.eye(self.model.cfg.d_out, device=self.device)
                 bias = head(torch.zeros(1, self.model.cfg.d_out, device=self.device))[0]
-                self._heads[key] = ((head(eye) - bias).t().float().cpu().contiguous(), bias.float().cpu())
-        return self._heads[key]
+                self._heads[domain] = ((head(eye) - bias).t().float().cpu().contiguous(), bias.float().cpu())
+        return self._heads[domain]
 
     @torch.no_grad()
     def _scores(self, batch: list[list[Slot]], domain: str | None = None):
