@@ -125,7 +125,7 @@ class BatchedAcoustic:
 
     def warm_up(self) -> None:
         """One throwaway segment of quiet noise, so the first real stream does not pay lazy imports
-        and first-call kernel set-up (first chunk ~0.07 s -> 0.015 s, measured; ~0.01 s of load)."""
+        and first-call kernel set-up (first chunk 0.046 -> 0.015 s, +0.05 s of load: bench/am_first_chunk.py)."""
         noise = np.random.default_rng(0).normal(0.0, 1e-3, self.first_chunk_samples).astype(np.float32)
         self.step_batch([AmJob(self.new_state(), noise, last=True)])
 
