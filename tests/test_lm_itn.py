@@ -2,7 +2,7 @@
 import pytest
 
 from asr_pinyin.lm.itn import itn
-from asr_pinyin.lm.slots import LMInputError, to_slots
+from asr_pinyin.lm.slots import ACOUSTIC_SHARPEN, LMInputError, acoustic_slot, to_slots
 from asr_pinyin.pinyin import PinyinError
 
 
@@ -38,6 +38,20 @@ def test_slot_forms():
     # toneless view merges the tones of one base
     merged = to_slots([[("shi4", 0.5), ("shi2", 0.3), ("si4", 0.2)]], toneless=True)[0]
     assert merged[0][0] == "shi" and abs(merged[0][1] - 0.8) < 1e-9
+
+
+def test_acoustic_slot_sharpens_and_keeps_order():
+    alts = [("shi2", 0.1), ("shi4", 0.6), ("si4", 0.3), ("zhi4", 0.0)]
+    slot = acoustic_slot(alts)
+    assert [s for s, _ in slot] == ["shi4", "si4", "shi2", "zhi4"]
+    assert abs(sum(p for _, p in slot) - 1) < 1e-9
+    assert slot[0][1] > 0.6 and slot[2][1] < 0.1          # sharper than the acoustic scores
+    assert abs(slot[0][1] / slot[1][1] - 2.0 ** ACOUSTIC_SHARPEN) < 1e-9
+    assert abs(acoustic_slot(alts, sharpen=1.0)[0][1] - 0.6) < 1e-9
+    assert len(acoustic_slot([(f"ma{t}", 0.2) for t in range(1, 6)] + [("ba1", 0.01)])) == 5
+    with pytest.raises(LMInputError):
+        acoustic_slot([("ni3", 0.0)])
+    assert to_slots([acoustic_slot(alts)])[0] == slot        # what the LM takes, unchanged
 
 
 @pytest.mark.parametrize("bad, err", [("", PinyinError), ("woxq", PinyinError), ("你好", PinyinError),

@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from asr_pinyin.lm.slots import acoustic_slot
 from asr_pinyin.pinyin import strip_tone
 
 from .dataset import Utt, load_wave
@@ -127,7 +128,8 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
             n_ref += len(ref)
             if lm is not None and texts.get(u.id):
                 ref_chars = [c for c in texts[u.id] if c not in PUNCT]
-                hyp_text = lm([s.alternatives for s in hyp])
+                hyp_text = lm([acoustic_slot(s.alternatives) if s.alternatives else [(s.syllable, 1.0)]
+                               for s in hyp])
                 char_errs += edit_distance(ref_chars, [c for c in hyp_text if c not in PUNCT])
                 n_chars += len(ref_chars)
     return {

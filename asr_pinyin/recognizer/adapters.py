@@ -11,7 +11,6 @@ import threading
 
 from .stages import LmJob, LmOut
 
-K = 3  # syllables per slot given to the language model (its training used 3)
 ALTS = 5  # hanzi alternatives per character in a final (the web page's click-to-replace list)
 
 
@@ -107,8 +106,10 @@ class LanguageModelStage:
 
 
 def _slot(s) -> list[tuple[str, float]]:
-    """The decoded syllable first, then its best acoustic alternatives (K in all)."""
-    return [(s.pinyin, s.conf if s.alts else 1.0)] + [a for a in s.alts if a[0] != s.pinyin][:K - 1]
+    """A recognizer syllable as a language-model slot (`asr_pinyin.lm.slots.acoustic_slot`)."""
+    from asr_pinyin.lm.slots import acoustic_slot
+
+    return acoustic_slot(s.alts) if any(p > 0 for _, p in s.alts) else [(s.pinyin, 1.0)]
 
 
 def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 5120):

@@ -1,0 +1,148 @@
+"""How the acoustic stage's per-syllable alternatives should be handed to the language stage.
+
+The acoustic model's CTC posteriors are peaky: at a syllable's peak frame the best unit often has
+p > 0.9 even when it is wrong, and the language model (trained with corrupted slots whose true
+syllable scores 0.2-1.0) then trusts it. This script decodes a manifest once (full context,
+greedy), caches the log-probs, and scores end-to-end CER for several ways of building the slots:
+
+    peak        the peak frame's top-k, renormalised over non-blank units (what ships)
+    peak:T      the same with probabilities p^(1/T) (T > 1 flattens, T < 1 sharpens)
+    peak:T:F    ... and alternatives whose probability is then under F dropped
+    seg:T       the mean of the posteriors over the frames the unit occupies, then p^(1/T)
+    toneless    only the best base syllable per slot, no tone (what tones are worth)
+
+    python bench/am_lm_fusion.py --manifest data/speech/dev.jsonl --limit 300 \\
+        --variant peak --variant peak:1.5 --variant seg:1.5
+
+Tune on dev only; confirm the chosen setting once on test with `bench/am_eval.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asr_pinyin.acoustic.dataset import load_wave, read_manifest  # noqa: E402
+from asr_pinyin.acoustic.decode import BLANK, UNITS  # noqa: E402
+from asr_pinyin.acoustic.evaluate import PUNCT, edit_distance  # noqa: E402
+from asr_pinyin.acoustic.frontend import features  # noqa: E402
+from asr_pinyin.acoustic.model import load_model  # noqa: E402
+
+
+@torch.no_grad()
+def log_probs(model_path: str, utts, batch: int = 8) -> list[torch.Tensor]:
+    model = load_model(model_path)
+    model.eval()
+    out = []
+    for b in range(0, len(utts), batch):
+        waves = [load_wave(u.audio) for u in utts[b:b + batch]]
+        feats = [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves]
+        lengths = torch.tensor([f.shape[0] for f in feats])
+        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+        lp, n = model(x, lengths)
+        out += [lp[i, :n[i]].half().clone() for i in range(len(waves))]
+        print(f"  decoded {len(out)}/{len(utts)}", end="\r", file=sys.stderr)
+    return out
+
+
+def segments(lp: torch.Tensor) -> list[tuple[int, list[int]]]:
+    """Greedy CTC path -> (unit, frames) per emitted syllable."""
+    best = lp.argmax(-1).tolist()
+    out, prev, frames = [], BLANK, []
+    for t, u in enumerate(best + [BLANK]):
+        if u != prev or u == BLANK:
+            if prev != BLANK:
+                out.append((prev, frames))
+            frames = []
+        if u != BLANK:
+            frames.append(t)
+        prev = u
+    return out
+
+
+def slots_for(lp: torch.Tensor, variant: str, k: int) -> list[list[tuple[str, float]]]:
+    name, *rest = variant.split(":")
+    temp = float(rest[0]) if rest else 1.0
+    floor = float(rest[1]) if len(rest) > 1 else 0.0
+    p_all = lp.float()[:, 1:].softmax(-1)             # non-blank units, renormalised per frame
+    out = []
+    for unit, frames in segments(lp):
+        if name == "toneless":
+            out.append([(UNITS[unit].rstrip("12345"), 1.0)])
+            continue
+        if name == "rec":           # the recognizer's slots before this script (adapters._slot)
+            peak = max(frames, key=lambda f: float(lp[f, unit]))
+            alts = [(UNITS[int(i) + 1], float(v)) for v, i in zip(*p_all[peak].topk(k))]
+            out.append([(UNITS[unit], float(lp[peak, unit].float().exp()))] +
+                       [a for a in alts if a[0] != UNITS[unit]][:2])
+            continue
+        if name == "peak":
+            peak = max(frames, key=lambda f: float(lp[f, unit]))
+            p = p_all[peak]
+        elif name == "seg":
+            p = p_all[frames].mean(0)
+        else:
+            raise SystemExit(f"unknown variant {variant!r}")
+        top = p.topk(k)
+        vals = top.values.clamp(min=1e-9) ** (1.0 / temp)
+        vals = vals / vals.sum()
+        keep = (vals >= floor) | (torch.arange(len(vals)) == 0)   # alternatives under the floor dropped
+        vals = vals[keep] / vals[keep].sum()
+        out.append([(UNITS[int(i) + 1], float(v)) for v, i in zip(vals, top.indices[keep])])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="models/am/model.pt")
+    ap.add_argument("--lm", default=None)
+    ap.add_argument("--manifest", default="data/speech/dev.jsonl")
+    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--variant", action="append", default=[])
+    ap.add_argument("--cache", default="", help="a .pt file for the log-probs (reused when it exists)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    utts = read_manifest(args.manifest)[0][:args.limit]
+    refs = {}
+    with open(args.manifest, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            refs[d["id"]] = d["text"]
+    t0 = time.time()
+    if args.cache and Path(args.cache).is_file():
+        lps = torch.load(args.cache)
+    else:
+        lps = log_probs(args.model, utts)
+        if args.cache:
+            Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(lps, args.cache)
+    t_am = time.time() - t0
+    import asr_pinyin.lm.slots as lm_slots
+    from asr_pinyin.lm import LanguageModel
+    lm_slots.MAX_K = max(lm_slots.MAX_K, args.k)      # to try more alternatives than the API keeps
+    lm = LanguageModel.load(args.lm)
+    n_chars = sum(len([c for c in refs[u.id] if c not in PUNCT]) for u in utts)
+    for variant in args.variant or ["peak"]:
+        t1 = time.time()
+        batch = [slots_for(lp, variant, args.k) for lp in lps]
+        errs = 0
+        for b in range(0, len(batch), 64):
+            convs = lm.convert_batch([s or [("a1", 1.0)] for s in batch[b:b + 64]], itn_numbers=False)
+            for u, s, c in zip(utts[b:b + 64], batch[b:b + 64], convs):
+                hyp = [ch for ch in c.text if ch not in PUNCT] if s else []
+                errs += edit_distance([ch for ch in refs[u.id] if ch not in PUNCT], hyp)
+        print(json.dumps({"variant": variant, "k": args.k, "cer": round(errs / n_chars, 4),
+                          "utterances": len(utts), "chars": n_chars, "lm_s": round(time.time() - t1, 1),
+                          "am_s": round(t_am, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
