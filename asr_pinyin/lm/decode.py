@@ -27,6 +27,7 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
 N_CAND = 20  # network candidates per slot searched with the n-gram (toneless: top-20 holds the truth 97.5 %)
 OVERLAP = 16  # context slots on each side of a window
+GROUP_TOKENS = 512  # padded slots per encoder call (length-sorted groups: little padding)
 
 
 @dataclass
@@ -192,8 +193,14 @@ class LanguageModel:
                     break
         parts: list[list] = [[] for _ in batch]
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
-        for g in range(0, len(order), 64):
-            idx = order[g:g + 64]
+        groups, cur = [], []
+        for j in order:  # ascending lengths: a group's padded size is its count times this length
+            if cur and (len(cur) + 1) * len(pieces[j]) > GROUP_TOKENS:
+                groups.append(cur)
+                cur = []
+            cur.append(j)
+        groups.append(cur)
+        for idx in groups:
             tonal, base, prob = self._tensors([pieces[j] for j in idx])
             fast = self._bf16_model() if self.bf16 and domain is None else None
             if fast is not None:
