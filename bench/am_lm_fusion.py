@@ -6,13 +6,15 @@ syllable scores 0.2-1.0) then trusts it. This script decodes a manifest once (fu
 greedy), caches the log-probs, and scores end-to-end CER for several ways of building the slots:
 
     peak        the peak frame's top-k, renormalised over non-blank units (what ships)
-    peak:T      the same with probabilities p^(1/T) (T > 1 flattens, T < 1 sharpens)
-    peak:T:F    ... and alternatives whose probability is then under F dropped
-    seg:T       the mean of the posteriors over the frames the unit occupies, then p^(1/T)
+    peak:P      the same with probabilities p^P, renormalised (P > 1 sharpens, P < 1 flattens)
+    peak:P:F    ... and alternatives whose probability is then under F dropped
+    seg:P       the mean of the posteriors over the frames the unit occupies, then p^P
+    rec         the recognizer's hand-over before session 6 (decoded syllable at its
+                blank-inclusive confidence + 2 alternatives)
     toneless    only the best base syllable per slot, no tone (what tones are worth)
 
     python bench/am_lm_fusion.py --manifest data/speech/dev.jsonl --limit 300 \\
-        --variant peak --variant peak:1.5 --variant seg:1.5
+        --variant peak --variant peak:2 --variant seg:2
 
 Tune on dev only; confirm the chosen setting once on test with `bench/am_eval.py`.
 """
@@ -68,7 +70,7 @@ def segments(lp: torch.Tensor) -> list[tuple[int, list[int]]]:
 
 def slots_for(lp: torch.Tensor, variant: str, k: int) -> list[list[tuple[str, float]]]:
     name, *rest = variant.split(":")
-    temp = float(rest[0]) if rest else 1.0
+    power = float(rest[0]) if rest else 1.0
     floor = float(rest[1]) if len(rest) > 1 else 0.0
     p_all = lp.float()[:, 1:].softmax(-1)             # non-blank units, renormalised per frame
     out = []
@@ -90,7 +92,7 @@ def slots_for(lp: torch.Tensor, variant: str, k: int) -> list[list[tuple[str, fl
         else:
             raise SystemExit(f"unknown variant {variant!r}")
         top = p.topk(k)
-        vals = top.values.clamp(min=1e-9) ** (1.0 / temp)
+        vals = top.values.clamp(min=1e-9) ** power
         vals = vals / vals.sum()
         keep = (vals >= floor) | (torch.arange(len(vals)) == 0)   # alternatives under the floor dropped
         vals = vals[keep] / vals[keep].sum()
