@@ -28,6 +28,9 @@ N_ALT = 5  # alternatives kept per character
 N_CAND = 20  # network candidates per slot searched with the n-gram (toneless: top-20 holds the truth 97.5 %)
 OVERLAP = 16  # context slots on each side of a window
 GROUP_TOKENS = 512  # padded slots per encoder call (length-sorted groups: little padding)
+# (tonal id, base id) of the syllables a slot holds (tonal, or toneless with NOTONE)
+SLOT_IDS = {**{s: (TONAL_ID[s], BASE_ID[s.rstrip("12345")]) for s in TONAL_ID},
+            **{s: (NOTONE, BASE_ID[s]) for s in BASE_ID}}
 
 
 @dataclass
@@ -131,16 +134,24 @@ class LanguageModel:
     def _tensors(self, batch: list[list[Slot]]):
         B, T = len(batch), max(len(s) for s in batch)
         K = max(len(slot) for slots in batch for slot in slots)
-        tonal = torch.full((B, T, K), PAD_T, dtype=torch.long)
-        base = torch.full((B, T, K), PAD_B, dtype=torch.long)
-        prob = torch.zeros(B, T, K)
+        # one flat list of (position, syllable ids, prob) and one scatter: element-wise tensor
+        # writes from Python cost ~3x more
+        pos, ids, probs = [], [], []
         for b, slots in enumerate(batch):
+            row = b * T * K
             for t, slot in enumerate(slots):
                 for k, (s, p) in enumerate(slot):
-                    tonal[b, t, k] = TONAL_ID.get(s, NOTONE)
-                    base[b, t, k] = BASE_ID[s.rstrip("12345")]
-                    prob[b, t, k] = p
-        return tonal.to(self.device), base.to(self.device), prob.to(self.device)
+                    pos.append(row + t * K + k)
+                    ids.append(SLOT_IDS[s])
+                    probs.append(p)
+        tonal = torch.full((B * T * K,), PAD_T, dtype=torch.long)
+        base = torch.full((B * T * K,), PAD_B, dtype=torch.long)
+        prob = torch.zeros(B * T * K)
+        where = torch.tensor(pos)
+        both = torch.tensor(ids)
+        tonal[where], base[where], prob[where] = both[:, 0], both[:, 1], torch.tensor(probs)
+        return (tonal.view(B, T, K).to(self.device), base.view(B, T, K).to(self.device),
+                prob.view(B, T, K).to(self.device))
 
     def _bf16_model(self) -> PinyinLM:
         """A bf16 copy of the base network for inference without an adapter (made once).
@@ -307,10 +318,13 @@ class LanguageModel:
         if paths is None:  # no n-gram: per-slot best, n-best from combinations of alternatives
             paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []
+        # plain lists once: indexing numpy arrays element by element costs more than the search
+        ids_l, lp_l, p_l = top_id.tolist(), top_lp.tolist(), np.exp(top_lp.astype(np.float64)).tolist()
         for t, slot in enumerate(slots):
             pick = paths[0][0][t]
-            alts = [(self.chars[c], math.exp(lp)) for c, lp in zip(top_id[t, :N_ALT], top_lp[t, :N_ALT]) if lp > -math.inf]
-            hanzi, conf = self.chars[top_id[t, pick]], math.exp(top_lp[t, pick])
+            alts = [(self.chars[c], p) for c, p, lp in zip(ids_l[t][:N_ALT], p_l[t][:N_ALT], lp_l[t][:N_ALT])
+                    if lp > -math.inf]
+            hanzi, conf = self.chars[ids_l[t][pick]], p_l[t][pick]
             if pick >= N_ALT:
                 alts = alts[:N_ALT - 1] + [(hanzi, conf)]
             chars.append(CharResult(hanzi, slot[0][0], conf, alts, PUNCT[pbest[t]] if punctuation else ""))
@@ -322,7 +336,7 @@ class LanguageModel:
         raw = "".join(c.hanzi + c.punct for c in chars)
         conv = Conversion(itn(raw) if itn_numbers else raw, chars, [], raw)
         if self.ngram is not None:
-            texts = [("".join(self.chars[top_id[t, i]] + c.punct for t, (i, c) in enumerate(zip(path, chars))), sc)
+            texts = [("".join(self.chars[ids_l[t][i]] + c.punct for t, (i, c) in enumerate(zip(path, chars))), sc)
                      for path, sc in paths]
             texts[0] = (raw, texts[0][1])  # hotword substitutions
         else:
