@@ -174,6 +174,7 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         args.lm = make_random_lm(Path("/tmp/asr_ws_load_random_lm.pt"))
     cmd += ["--am", args.am] if args.am else []
     cmd += ["--lm", args.lm] if args.lm else []
+    cmd += ["--one-pass"] if args.one_pass else []
     proc = subprocess.Popen(cmd, stderr=open(args.log, "w"), start_new_session=True)
     if args.server_nice:
         # Linux autogroup: CPU is shared per session first, so plain `nice` cannot lift the server
@@ -248,6 +249,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="audio per client per level")
     ap.add_argument("--soak", type=float, default=0.0, help="soak: seconds of streaming at the last level")
     ap.add_argument("--sequential", type=int, default=0, help="N short sessions one after another")
+    ap.add_argument("--one-pass", action="store_true",
+                    help="serve finals from the streaming pass alone (no full-context pass per segment)")
     ap.add_argument("--log", default="/tmp/asr_ws_load_server.log")
     ap.add_argument("--server-nice", type=int, default=0,
                     help="autogroup nice of the server's session (negative: ahead of other jobs on a "

@@ -190,7 +190,6 @@ def test_batched_acoustic_matches_acoustic_stream(rec):
     """The batching adapter gives each stream what AcousticStream alone gives it."""
     from asr_pinyin.acoustic.model import load_model
     from asr_pinyin.acoustic.stream import AcousticStream
-    from asr_pinyin.recognizer.stages import AmJob
 
     model = load_model(model_paths()[0])
     am = rec.am
@@ -202,6 +201,19 @@ def test_batched_acoustic_matches_acoustic_stream(rec):
         for y in st.accept_waveform(x) + st.flush():
             got[y.index] = (y.syllable, y.start, y.end)
         ref.append([got[i] for i in sorted(got)])
+    am.full_final = False          # the streaming pass alone (the two-pass final: next test)
+    try:
+        hyp = _step_all(am, clips)
+    finally:
+        am.full_final = True
+    assert [[(s.pinyin, s.start, s.end) for s in h] for h in hyp] == ref
+    assert any(ref)
+
+
+def _step_all(am, clips):
+    """Feed clips through the batched stage side by side, chunk by chunk; the last hypotheses."""
+    from asr_pinyin.recognizer.stages import AmJob
+
     states, pos, hyp = [am.new_state() for _ in clips], [0] * len(clips), [None] * len(clips)
     while any(p < len(x) for p, x in zip(pos, clips)):
         idx = [j for j in range(len(clips)) if pos[j] < len(clips[j])]
@@ -212,8 +224,29 @@ def test_batched_acoustic_matches_acoustic_stream(rec):
             pos[j] += n
         for j, h in zip(idx, am.step_batch(jobs)):
             hyp[j] = h
-    assert [[(s.pinyin, s.start, s.end) for s in h] for h in hyp] == ref
-    assert any(ref)
+    return hyp
+
+
+def test_two_pass_final_is_the_full_context_decoding(rec):
+    """A segment's final hypothesis is the offline (full-context) decoding of its audio, while the
+    steps before it are the streaming ones."""
+    from asr_pinyin.acoustic.evaluate import transcribe_full
+    from asr_pinyin.acoustic.model import load_model
+
+    model = load_model(model_paths()[0])
+    am = rec.am
+    assert am.full_final
+    clips = [speech(p) for _, p in SENTENCES[:4]] + [silence(0.01)]
+    offline = [[(s.syllable, s.start, s.end, s.alternatives) for s in h] for h in transcribe_full(model, clips[:4])]
+    got = [[(s.pinyin, s.start, s.end, s.alts) for s in h] for h in _step_all(am, clips)]
+    assert got[:4] == offline and any(offline)
+    assert got[4] == []            # too short for one output frame: nothing, no error
+    am.full_final = False
+    try:
+        streamed = [[(s.pinyin, s.start, s.end, s.alts) for s in h] for h in _step_all(am, clips[:4])]
+    finally:
+        am.full_final = True
+    assert streamed != offline     # the streaming pass alone scores these clips differently
 
 
 def test_callback_gets_every_result_and_the_stream_keeps_none(rec, audio):

@@ -112,8 +112,9 @@ def _slot(s) -> list[tuple[str, float]]:
     return acoustic_slot(s.alts) if any(p > 0 for _, p in s.alts) else [(s.pinyin, 1.0)]
 
 
-def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 5120):
-    """Both stages on the chosen device, from the given checkpoints or the shipped defaults."""
+def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 5120, two_pass: bool = True):
+    """Both stages on the chosen device, from the given checkpoints or the shipped defaults.
+    `two_pass`: finals from one full-context pass over each ended segment (batching.py)."""
     from asr_pinyin.device import get_device
 
     from .batching import BatchedAcoustic
@@ -124,7 +125,8 @@ def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 
     except ImportError as e:
         raise StageLoadError(f"acoustic stage unavailable: {e}") from None
     try:
-        am = BatchedAcoustic(load_model(am_path, device), chunk_ms=chunk_ms, left_ms=left_ms)
+        am = BatchedAcoustic(load_model(am_path, device), chunk_ms=chunk_ms, left_ms=left_ms,
+                             full_final=two_pass)
     except ModelLoadError as e:
         raise StageLoadError(str(e)) from None
     am.warm_up()

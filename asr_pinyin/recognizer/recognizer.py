@@ -37,6 +37,7 @@ class RecognizerOptions:
     lm_wait_ms: float = 4.0
     threads: int | None = None  # torch threads for each stage worker (None: leave as is)
     gil_switch_ms: float | None = 0.2  # lower Python's GIL switch interval to this (None: leave)
+    two_pass: bool = True       # Recognizer.load: finals from a full-context pass per segment
 
 
 class Recognizer:
@@ -67,7 +68,7 @@ class Recognizer:
         """The shipped models (or the checkpoints given), on asr_pinyin.device.get_device()."""
         from .adapters import load_stages
 
-        am, lm = load_stages(am_path, lm_path)
+        am, lm = load_stages(am_path, lm_path, two_pass=(options or RecognizerOptions()).two_pass)
         return cls(am, lm, options)
 
     # ---- adapters: loaded next to the base models, chosen per stream ----------------------

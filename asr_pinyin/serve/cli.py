@@ -16,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--lm", help="language checkpoint (default models/lm/model.pt)")
     p.add_argument("--chunk-ms", type=int, default=240, help="acoustic chunk (partials this often)")
     p.add_argument("--left-ms", type=int, default=5120, help="acoustic left context kept per stream")
+    p.add_argument("--one-pass", action="store_true",
+                   help="finals from the streaming chunks alone (default: one full-context pass per "
+                        "ended segment, the more accurate final)")
     p.add_argument("--max-sessions", type=int, default=64)
     p.add_argument("--max-frame-bytes", type=int, default=262144)
     p.add_argument("--idle-timeout", type=float, default=30.0, help="seconds without a message")
@@ -56,7 +59,7 @@ def run(args) -> int:
         print(f"error: --port {args.port} outside 1-65535", file=sys.stderr)
         return 2
     try:
-        am, lm = load_stages(args.am, args.lm, args.chunk_ms, args.left_ms)
+        am, lm = load_stages(args.am, args.lm, args.chunk_ms, args.left_ms, two_pass=not args.one_pass)
     except StageLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
