@@ -5,7 +5,9 @@ the full-context second pass at each segment's end and without it, side by side.
 
 Each utterance goes through `Recognizer.transcribe` (VAD segments, 240 ms streaming chunks, the
 language stage) of both recognizers in turn. Prints one JSON line per mode: tonal / toneless
-syllable error rate of the finals' syllables, CER of their text (punctuation ignored; the digits
+syllable error rate of the finals' pinyin (each hanzi's reading among its slot's acoustic
+alternatives, so the language model's context fixes acoustic tone errors here: not the acoustic
+model's SER, which `asr-pinyin eval` gives), CER of their text (punctuation ignored; the digits
 that ITN wrote are turned back into hanzi with `cn2an`, which reads years digit by digit no
 better than any other way, so CER here runs a little above `asr-pinyin eval`'s), and the acoustic
 + language compute per audio second.

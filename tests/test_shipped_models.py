@@ -74,6 +74,17 @@ def test_shipped_lm_converts_everyday_sentences(lm):
     assert _accuracy(lm, GENERAL, toneless=True) >= 0.9
 
 
+def test_final_pinyin_follows_the_chosen_hanzi(lm):
+    """When context makes the LM take an acoustic alternative, the reported pinyin is that one."""
+    slots = [[(s, 1.0)] for s in "wo3 men5 qu4 bei3".split()] + [[("jin1", 0.6), ("jing1", 0.4)]]
+    conv = lm.convert(slots)
+    assert conv.text.startswith("我们去北京")
+    assert [c.pinyin for c in conv.chars] == ["wo3", "men5", "qu4", "bei3", "jing1"]
+    # a slot whose first syllable won keeps it
+    conv = lm.convert([[("ni3", 1.0)], [("hao3", 0.7), ("hao4", 0.3)]])
+    assert [c.pinyin for c in conv.chars] == ["ni3", "hao3"]
+
+
 def test_shipped_it_adapter_fits_the_shipped_base(lm):
     if not IT_ADAPTER.exists():
         pytest.skip("no shipped IT adapter")

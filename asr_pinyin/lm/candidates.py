@@ -9,6 +9,8 @@ dense head (`PinyinLM.forward`), whose gradient needs every hanzi anyway.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .vocab import PAD_ROW
@@ -28,6 +30,12 @@ class CandidateTable:
     def row(self, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = self.ptr[r], self.ptr[r + 1]
         return self.ids[a:b], self.lp[a:b]
+
+    def lookup(self, r: int, hanzi: int) -> float:
+        """log P(hanzi | row r); -inf when the row's syllable is not a reading of it."""
+        ids, lp = self.row(r)
+        at = torch.searchsorted(ids, hanzi)
+        return float(lp[at]) if at < ids.numel() and int(ids[at]) == hanzi else -math.inf
 
 
 def candidate_scores(h: torch.Tensor, rows: torch.Tensor, logp: torch.Tensor, table: CandidateTable,

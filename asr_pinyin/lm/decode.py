@@ -21,7 +21,7 @@ from .itn import itn
 from .model import PinyinLM
 from .ngram import Bigram, Lexicon, beam_search_batch, load_ngram, unpack
 from .slots import LMInputError, Slot, to_slots
-from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
+from .vocab import BASE_ID, N_TONAL, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
@@ -36,7 +36,7 @@ SLOT_IDS = {**{s: (TONAL_ID[s], BASE_ID[s.rstrip("12345")]) for s in TONAL_ID},
 @dataclass
 class CharResult:
     hanzi: str
-    pinyin: str  # the slot's best syllable
+    pinyin: str  # the slot's syllable this hanzi was read as (of several acoustic alternatives)
     confidence: float
     alternatives: list[tuple[str, float]]  # (hanzi, probability), best first, includes the choice
     punct: str = ""  # punctuation the model puts after this hanzi
@@ -181,10 +181,9 @@ class LanguageModel:
     def _scores(self, batch: list[list[Slot]], domain: str | None = None):
         """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
         padding) and punct log-probs [T,P] (see candidates.py)."""
-        from .candidates import CandidateTable, candidate_scores
+        from .candidates import candidate_scores
 
-        if self._cands is None:
-            self._cands = CandidateTable(self.model.prior_table.cpu())
+        self._cands_table()
         weight, bias = self._head(domain)
         L = self.model.cfg.max_len
         pieces, where = [], []  # windows of long inputs, and how to stitch them back
@@ -327,7 +326,8 @@ class LanguageModel:
             hanzi, conf = self.chars[ids_l[t][pick]], p_l[t][pick]
             if pick >= N_ALT:
                 alts = alts[:N_ALT - 1] + [(hanzi, conf)]
-            chars.append(CharResult(hanzi, slot[0][0], conf, alts, PUNCT[pbest[t]] if punctuation else ""))
+            reading = slot[0][0] if len(slot) == 1 else self._reading(slot, ids_l[t][pick])
+            chars.append(CharResult(hanzi, reading, conf, alts, PUNCT[pbest[t]] if punctuation else ""))
         for t, (ch, start, phrase) in forced.items():
             # an out-of-vocabulary hanzi is written when the phrase's other hanzi won
             if all(chars[start + j].hanzi == c for j, c in enumerate(phrase) if start + j not in forced):
@@ -343,6 +343,27 @@ class LanguageModel:
             texts = self._nbest(chars, nbest)
         conv.nbest = [(itn(s) if itn_numbers else s, lp) for s, lp in texts]
         return conv
+
+    def _reading(self, slot: Slot, cid: int) -> str:
+        """Which of a slot's syllables the chosen hanzi was read as: the most probable reading,
+        p(syllable) * P(hanzi | syllable). So a final's pinyin agrees with its text when the
+        language model took an acoustic alternative (a tone the acoustic model got wrong)."""
+        table = self._cands_table()
+        best, best_lp = slot[0][0], -math.inf
+        for syl, p in slot:
+            t_id, b_id = SLOT_IDS[syl]
+            row = t_id if t_id < N_TONAL else N_TONAL + b_id
+            lp = table.lookup(row, cid) + math.log(max(p, 1e-30))
+            if lp > best_lp:
+                best, best_lp = syl, lp
+        return best
+
+    def _cands_table(self):
+        from .candidates import CandidateTable
+
+        if self._cands is None:
+            self._cands = CandidateTable(self.model.prior_table.cpu())
+        return self._cands
 
     @staticmethod
     def _nbest(chars: list[CharResult], k: int) -> list[tuple[str, float]]:
