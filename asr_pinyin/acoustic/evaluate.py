@@ -71,7 +71,8 @@ def transcribe_stream(model: AcousticModel, wave, chunk_ms: int = 640, left_ms: 
 
 
 def load_text_decoder(path=None):
-    """The language stage as `slots -> text`, or None when it or its model is missing (cer: null).
+    """The language stage as `slots -> (text, pinyin)`, or None when it or its model is missing
+    (cer: null). `pinyin`: each hanzi's reading among its slot's syllables.
 
     `slots` is what the acoustic stage hands over: one list per syllable of (syllable, prob);
     `asr_pinyin.lm.LanguageModel.convert` takes exactly that.
@@ -82,14 +83,15 @@ def load_text_decoder(path=None):
     except Exception:
         return None
 
-    def decode_slots(slots) -> str:
+    def decode_slots(slots) -> tuple[str, list[str]]:
         if not slots:
-            return ""
+            return "", []
         try:
             # hanzi as the labels have them: numbers stay in hanzi (no ITN) for the CER
-            return lm.convert([list(map(tuple, s)) for s in slots], itn_numbers=False).text
+            conv = lm.convert([list(map(tuple, s)) for s in slots], itn_numbers=False)
         except ValueError:                # input the LM refuses counts as an empty hypothesis
-            return ""
+            return "", []
+        return conv.text, [c.pinyin for c in conv.chars]
     return decode_slots
 
 
@@ -100,7 +102,7 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
         raise ValueError(f"mode must be full or streaming, not {mode!r}")
     model.eval()
     lm = load_text_decoder(lm_path) if texts else None
-    errs = errs_tl = n_ref = char_errs = n_chars = 0
+    errs = errs_tl = n_ref = char_errs = n_chars = lm_errs = lm_ref = 0
     seconds = compute = 0.0
     unreadable = 0
     for b in range(0, len(utts), batch):
@@ -128,14 +130,18 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
             n_ref += len(ref)
             if lm is not None and texts.get(u.id):
                 ref_chars = [c for c in texts[u.id] if c not in PUNCT]
-                hyp_text = lm([acoustic_slot(s.alternatives) if s.alternatives else [(s.syllable, 1.0)]
-                               for s in hyp])
+                hyp_text, lm_pinyin = lm([acoustic_slot(s.alternatives) if s.alternatives
+                                          else [(s.syllable, 1.0)] for s in hyp])
                 char_errs += edit_distance(ref_chars, [c for c in hyp_text if c not in PUNCT])
+                lm_errs += edit_distance(ref, lm_pinyin)
+                lm_ref += len(ref)
                 n_chars += len(ref_chars)
     return {
         "syllable_error_rate": round(errs / max(n_ref, 1), 4),
         "syllable_error_rate_toneless": round(errs_tl / max(n_ref, 1), 4),
         "cer": round(char_errs / n_chars, 4) if n_chars else None,
+        # the readings of the language stage's hanzi: what a final's `pinyin` holds
+        "syllable_error_rate_after_lm": round(lm_errs / lm_ref, 4) if lm_ref else None,
         "rtf": round(compute / max(seconds, 1e-9), 4),
         "utterances": len(utts) - unreadable,
         "unreadable": unreadable,
