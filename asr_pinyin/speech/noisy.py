@@ -1,4 +1,5 @@
-"""The noisy + reverberant copy of the clean test set (`test_noisy.jsonl`), made offline.
+"""Noisy + reverberant copies of the clean dev and test sets (`dev_noisy.jsonl`, `test_noisy.jsonl`),
+made offline. dev_noisy is for choosing among models (noise recipes); test_noisy only reports.
 
 Every clean test utterance gets a room (ShoeBox or synthetic decay) and noise at 5-20 dB SNR
 (coloured, babble or music), drawn from a generator seeded by the corpus seed and the id, so a

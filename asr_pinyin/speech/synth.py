@@ -212,10 +212,14 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
         for split in rec:
             if manifest_path(out, split).exists():
                 sort_manifest(manifest_path(out, split))
-    if noisy and "test" in rec:
+    noisy_sets = []
+    if noisy:
         from .noisy import build_noisy
-        build_noisy(out, seed)
-    summary = summarize(out, list(rec) + (["test_noisy"] if noisy else []))
+        for src in ("dev", "test"):   # dev_noisy: to choose among models for noise, never test
+            if src in rec:
+                build_noisy(out, seed, src, f"{src}_noisy")
+                noisy_sets.append(f"{src}_noisy")
+    summary = summarize(out, list(rec) + noisy_sets)
     summary.update({"recipe": recipe, "seed": seed, "made": made, "planned": len(todo_all),
                     "failed": len(failures), "wall_s": round(time.time() - t0, 1)})
     (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
