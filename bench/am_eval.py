@@ -5,7 +5,8 @@
 Sets (data/speech, from `asr-pinyin speech synth`): test (unseen sentences and voice settings),
 test_noisy (the same utterances with noise and rooms), heldout_voice/test (the klatt voice family,
 never in training). Modes: full context, streaming at 640 and 320 ms chunks (5.12 s left context).
-CER runs the language stage (models/lm/lm.pt) on the acoustic top-k slots.
+CER runs the language stage (models/lm/lm.pt) on the acoustic top-k slots; "SER after LM" scores
+the readings of the hanzi it chose (what a recognizer final reports as pinyin).
 """
 from __future__ import annotations
 
@@ -56,13 +57,15 @@ def main() -> None:
         print(json.dumps(r), flush=True)
         rows.append(r)
     print(f"\nmachine: {platform.machine()}, {torch.get_num_threads()} torch threads, {platform.node()}")
-    print("| set | mode | SER tonal | SER toneless | CER | RTF | utterances | hours |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | mode | SER tonal | SER toneless | CER | SER after LM | RTF | utterances | hours |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mode = r["mode"] + (f" {r['chunk_ms']} ms" if r["chunk_ms"] else "")
         cer = f"{100 * r['cer']:.2f} %" if r["cer"] is not None else "-"
+        after = r.get("syllable_error_rate_after_lm")
+        after = f"{100 * after:.2f} %" if after is not None else "-"
         print(f"| {r['split']} | {mode} | {100 * r['syllable_error_rate']:.2f} % | "
-              f"{100 * r['syllable_error_rate_toneless']:.2f} % | {cer} | {r['rtf']:.3f} | {r['utterances']} | "
+              f"{100 * r['syllable_error_rate_toneless']:.2f} % | {cer} | {after} | {r['rtf']:.3f} | {r['utterances']} | "
               f"{r['audio_seconds'] / 3600:.2f} |")
 
 
