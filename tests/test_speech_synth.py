@@ -157,3 +157,18 @@ def test_check_command_reports_bad_audio_by_path(tmp_path, capsys):
     assert main(["speech", "check", str(tmp_path / "dev.jsonl")]) == 1
     err = capsys.readouterr().err
     assert rec["audio"].split("/")[-1] in err and "empty file" in err
+
+
+def test_espeak_instances_share_one_library_and_callback():
+    """An older Espeak used after a newer one was made and freed still gets its audio (the C
+    library has one synthesis callback: it used to point at the newest instance, then at freed
+    memory, a segfault). Run in a child so a regression cannot take the test runner down."""
+    code = ("import gc; from asr_pinyin.speech.espeak import Espeak\n"
+            "a = Espeak(); n1 = len(a.synth('ni3 hao3'))\n"
+            "b = Espeak(); n2 = len(b.synth('ni3 hao3')); n3 = len(a.synth('ni3 hao3'))\n"
+            "del b; gc.collect(); n4 = len(a.synth('ni3 hao3'))\n"
+            "print(n1, n2, n3, n4)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    counts = [int(x) for x in r.stdout.split()]
+    assert len(counts) == 4 and min(counts) > 5000, counts   # ~0.5 s at 22,050 Hz each

@@ -42,25 +42,34 @@ class EspeakError(RuntimeError):
 
 
 class Espeak:
-    """Synthesize numbered pinyin to float32 audio at `self.sample_rate` (22050 Hz)."""
+    """Synthesize numbered pinyin to float32 audio at `self.sample_rate` (22050 Hz).
+
+    The C library is initialised once per process and has one synthesis callback, so every
+    instance shares that initialisation and sets its own callback at each `synth` under the lock.
+    (Each instance used to re-initialise and register its callback once: then a call on an older
+    instance delivered its audio to the newest one, or into a freed callback, a segfault.)
+    """
 
     _lock = threading.Lock()
+    _shared: tuple | None = None      # (lib, sample rate, libc) once espeak_Initialize succeeded
 
     def __init__(self):
-        try:
-            import espeakng_loader
-            self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-            data = espeakng_loader.get_data_path().encode()
-        except (ImportError, OSError) as e:
-            raise EspeakError(f"cannot load espeak-ng via espeakng-loader: {e}") from None
-        self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.sample_rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
-        if self.sample_rate <= 0:
-            raise EspeakError("espeak_Initialize failed")
+        with Espeak._lock:
+            if Espeak._shared is None:
+                try:
+                    import espeakng_loader
+                    lib = ctypes.CDLL(espeakng_loader.get_library_path())
+                    data = espeakng_loader.get_data_path().encode()
+                except (ImportError, OSError) as e:
+                    raise EspeakError(f"cannot load espeak-ng via espeakng-loader: {e}") from None
+                lib.espeak_Initialize.restype = ctypes.c_int
+                rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
+                if rate <= 0:
+                    raise EspeakError("espeak_Initialize failed")
+                Espeak._shared = (lib, rate, ctypes.CDLL(None))
+        self.lib, self.sample_rate, self._libc = Espeak._shared
         self._chunks: list[np.ndarray] = []
         self._cb = _CALLBACK(self._collect)  # keep a reference: ctypes would free it
-        self.lib.espeak_SetSynthCallback(self._cb)
-        self._libc = ctypes.CDLL(None)
 
     def _collect(self, wav, n, events):
         if n > 0:
@@ -72,6 +81,7 @@ class Espeak:
         """Numbered pinyin ('ni3 hao3') -> float32 mono audio; same arguments -> same samples."""
         name = VOICE + (f"+{variant}" if variant else "")
         with self._lock:
+            self.lib.espeak_SetSynthCallback(self._cb)   # this instance's, alive for the call
             if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
                 raise EspeakError(f"unknown espeak voice {name!r}")
             for param, value in ((ESPEAK_RATE, rate), (ESPEAK_PITCH, pitch),
