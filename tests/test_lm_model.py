@@ -104,6 +104,14 @@ def test_uncertain_slots_use_context(tiny):
     assert noisy > 0.7 * clean and reference(rows[:1])
 
 
+def test_neutral_tone_outside_the_inventory_reads_as_toneless(tiny):
+    """`kan5` is valid pinyin but no inventory unit: it is converted like `kan`, not an error."""
+    lm, _, _ = tiny
+    conv = lm.convert("wo3 kan5 kan5")
+    assert len(conv.chars) == 3 and conv.chars[1].pinyin == "kan5"
+    assert lm.convert([[("kan5", 0.6), ("kan4", 0.4)]]).chars[0].pinyin in ("kan5", "kan4")
+
+
 def test_long_input_windows(tiny):
     lm, rows, _ = tiny
     syls = []

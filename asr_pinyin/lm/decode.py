@@ -33,6 +33,13 @@ SLOT_IDS = {**{s: (TONAL_ID[s], BASE_ID[s.rstrip("12345")]) for s in TONAL_ID},
             **{s: (NOTONE, BASE_ID[s]) for s in BASE_ID}}
 
 
+def slot_ids(s: str) -> tuple[int, int]:
+    """A slot syllable's (tonal id, base id). A valid tonal syllable outside the inventory
+    (`kan5`: the pinyin reader accepts a neutral tone on any base) counts as toneless."""
+    ids = SLOT_IDS.get(s)
+    return ids if ids is not None else (NOTONE, BASE_ID[s.rstrip("12345")])
+
+
 @dataclass
 class CharResult:
     hanzi: str
@@ -142,7 +149,7 @@ class LanguageModel:
             for t, slot in enumerate(slots):
                 for k, (s, p) in enumerate(slot):
                     pos.append(row + t * K + k)
-                    ids.append(SLOT_IDS[s])
+                    ids.append(slot_ids(s))
                     probs.append(p)
         tonal = torch.full((B * T * K,), PAD_T, dtype=torch.long)
         base = torch.full((B * T * K,), PAD_B, dtype=torch.long)
@@ -351,7 +358,7 @@ class LanguageModel:
         table = self._cands_table()
         best, best_lp = slot[0][0], -math.inf
         for syl, p in slot:
-            t_id, b_id = SLOT_IDS[syl]
+            t_id, b_id = slot_ids(syl)
             row = t_id if t_id < N_TONAL else N_TONAL + b_id
             lp = table.lookup(row, cid) + math.log(max(p, 1e-30))
             if lp > best_lp:
