@@ -27,11 +27,14 @@ _KEY = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
 
 @lru_cache(maxsize=None)
 def speech(pinyin: str, rate: int = 175) -> np.ndarray:
-    """Numbered pinyin -> float32 16 kHz audio (deterministic)."""
+    """Numbered pinyin -> float32 16 kHz audio (deterministic: synthesized in a forked child, so
+    it does not depend on what this process synthesized before, and this process never
+    synthesizes in place, which would change what `make_tiny_set` renders in later tests)."""
     from asr_pinyin.audio.io import resample
+    from asr_pinyin.speech.espeak import synth_isolated
 
     eng = _engine()
-    return resample(eng.synth(pinyin, rate=rate), eng.sample_rate, 16000)
+    return resample(synth_isolated(eng, pinyin, rate=rate), eng.sample_rate, 16000)
 
 
 @lru_cache(maxsize=1)
