@@ -31,72 +31,49 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asr_pinyin.acoustic.dataset import load_wave, read_manifest  # noqa: E402
-from asr_pinyin.acoustic.decode import BLANK, UNITS  # noqa: E402
-from asr_pinyin.acoustic.evaluate import PUNCT, edit_distance  # noqa: E402
+from asr_pinyin.acoustic.decode import UNITS, greedy  # noqa: E402
+from asr_pinyin.acoustic.evaluate import PUNCT, edit_distance, forward_full  # noqa: E402
 from asr_pinyin.acoustic.frontend import features  # noqa: E402
 from asr_pinyin.acoustic.model import load_model  # noqa: E402
+from asr_pinyin.lm.slots import acoustic_slot  # noqa: E402
 
 
-@torch.no_grad()
 def log_probs(model_path: str, utts, batch: int = 8) -> list[torch.Tensor]:
     model = load_model(model_path)
     model.eval()
     out = []
     for b in range(0, len(utts), batch):
         waves = [load_wave(u.audio) for u in utts[b:b + batch]]
-        feats = [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves]
-        lengths = torch.tensor([f.shape[0] for f in feats])
-        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-        lp, n = model(x, lengths)
-        out += [lp[i, :n[i]].half().clone() for i in range(len(waves))]
+        lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves])
+        out += [lp.half() for lp in lps]
         print(f"  decoded {len(out)}/{len(utts)}", end="\r", file=sys.stderr)
     return out
 
 
-def segments(lp: torch.Tensor) -> list[tuple[int, list[int]]]:
-    """Greedy CTC path -> (unit, frames) per emitted syllable."""
-    best = lp.argmax(-1).tolist()
-    out, prev, frames = [], BLANK, []
-    for t, u in enumerate(best + [BLANK]):
-        if u != prev or u == BLANK:
-            if prev != BLANK:
-                out.append((prev, frames))
-            frames = []
-        if u != BLANK:
-            frames.append(t)
-        prev = u
-    return out
-
-
-def slots_for(lp: torch.Tensor, variant: str, k: int) -> list[list[tuple[str, float]]]:
+def slots_for(lp: torch.Tensor, variant: str, k: int, shift: float = 0.08) -> list[list[tuple[str, float]]]:
+    """The greedy syllables of one utterance as LM slots, built the way `variant` says."""
     name, *rest = variant.split(":")
     power = float(rest[0]) if rest else 1.0
     floor = float(rest[1]) if len(rest) > 1 else 0.0
-    p_all = lp.float()[:, 1:].softmax(-1)             # non-blank units, renormalised per frame
+    lp = lp.float()
     out = []
-    for unit, frames in segments(lp):
+    for s in greedy(lp, shift, k):
         if name == "toneless":
-            out.append([(UNITS[unit].rstrip("12345"), 1.0)])
-            continue
-        if name == "rec":           # the recognizer's slots before this script (adapters._slot)
-            peak = max(frames, key=lambda f: float(lp[f, unit]))
-            alts = [(UNITS[int(i) + 1], float(v)) for v, i in zip(*p_all[peak].topk(k))]
-            out.append([(UNITS[unit], float(lp[peak, unit].float().exp()))] +
-                       [a for a in alts if a[0] != UNITS[unit]][:2])
-            continue
-        if name == "peak":
-            peak = max(frames, key=lambda f: float(lp[f, unit]))
-            p = p_all[peak]
-        elif name == "seg":
-            p = p_all[frames].mean(0)
+            out.append([(s.syllable.rstrip("12345"), 1.0)])
+        elif name == "rec":         # the recognizer's slots before session 6
+            out.append([(s.syllable, s.confidence)] + [a for a in s.alternatives if a[0] != s.syllable][:2])
+        elif name == "peak":
+            slot = acoustic_slot(s.alternatives, power, decoded=s.syllable)
+            kept = [a for a in slot if a[1] >= floor] or slot[:1]   # alternatives under the floor dropped
+            total = sum(p for _, p in kept)
+            out.append([(u, p / total) for u, p in kept])
+        elif name == "seg":         # mean posterior over the unit's frames instead of its peak
+            frames = slice(round(s.start / shift), round(s.end / shift))
+            top = lp[frames, 1:].softmax(-1).mean(0).topk(k)
+            out.append(acoustic_slot([(UNITS[int(i) + 1], float(v)) for v, i in zip(*top)], power,
+                                     decoded=s.syllable))
         else:
             raise SystemExit(f"unknown variant {variant!r}")
-        top = p.topk(k)
-        vals = top.values.clamp(min=1e-9) ** power
-        vals = vals / vals.sum()
-        keep = (vals >= floor) | (torch.arange(len(vals)) == 0)   # alternatives under the floor dropped
-        vals = vals[keep] / vals[keep].sum()
-        out.append([(UNITS[int(i) + 1], float(v)) for v, i in zip(vals, top.indices[keep])])
     return out
 
 

@@ -8,8 +8,8 @@ language stage) of both recognizers in turn. Prints one JSON line per mode: tona
 syllable error rate of the finals' pinyin (each hanzi's reading among its slot's acoustic
 alternatives, so the language model's context fixes acoustic tone errors here: not the acoustic
 model's SER, which `asr-pinyin eval` gives), CER of their text (punctuation ignored; the digits
-that ITN wrote are turned back into hanzi with `cn2an`, which reads years digit by digit no
-better than any other way, so CER here runs a little above `asr-pinyin eval`'s), and the acoustic
+that ITN wrote are turned back into hanzi with `cn2an.transform`, not always the way the labels
+write them, so CER here runs a little above `asr-pinyin eval`'s), and the acoustic
 + language compute per audio second.
 """
 from __future__ import annotations
@@ -28,17 +28,13 @@ from asr_pinyin.pinyin import strip_tone  # noqa: E402
 
 
 def to_hanzi_numbers(text: str) -> str:
-    """Undo ITN for scoring: digit runs back to hanzi the way the labels write them."""
-    import re
-
+    """Undo ITN for scoring: digits back to hanzi (cn2an reads years digit by digit)."""
     import cn2an
 
-    def one(m):
-        try:
-            return cn2an.an2cn(m.group(0), "low")
-        except Exception:
-            return m.group(0)
-    return re.sub(r"\d+(?:\.\d+)?", one, text)
+    try:
+        return cn2an.transform(text, "an2cn")
+    except Exception:        # cn2an refuses some mixed strings: score them as they are
+        return text
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ def test_acoustic_slot_sharpens_and_keeps_order():
     assert len(acoustic_slot([(f"ma{t}", 0.2) for t in range(1, 6)] + [("ba1", 0.01)])) == 5
     with pytest.raises(LMInputError):
         acoustic_slot([("ni3", 0.0)])
+    assert acoustic_slot([("ni3", 0.0)], decoded="ni3") == [("ni3", 1.0)]
+    assert acoustic_slot([], decoded="hao3") == [("hao3", 1.0)]
     assert to_slots([acoustic_slot(alts)])[0] == slot        # what the LM takes, unchanged
 
 

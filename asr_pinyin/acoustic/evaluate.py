@@ -44,15 +44,22 @@ def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k
     if any(len(w) > max_full_s * 16000 for w in waves):
         return [transcribe_stream(model, w, 16000, 16000, 16.0, k) if len(w) > max_full_s * 16000
                 else transcribe_full(model, [w], method, k)[0] for w in waves]
-    feats = [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves]
-    lengths = torch.tensor([f.shape[0] for f in feats])
-    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-    if x.shape[1] == 0:
-        return [[] for _ in waves]
+    lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves])
+    return [decode(lp, method, model.frame_shift, k) if lp.numel() else [] for lp in lps]
+
+
+@torch.no_grad()
+def forward_full(model: AcousticModel, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Feature sequences -> their full-context log-probs (T_i, V) on the CPU, one padded forward.
+    Used by offline decoding, the recognizer's second pass and the benchmarks."""
+    if not feats or max(f.shape[0] for f in feats) == 0:
+        return [torch.zeros(0, model.cfg.vocab_size) for _ in feats]
     dev = model.cmvn.mean.device
-    lp, n = model(x.to(dev), lengths.to(dev))
-    lp, n = lp.cpu(), n.cpu()
-    return [decode(lp[i, : n[i]], method, model.frame_shift, k) for i in range(len(waves))]
+    lengths = torch.tensor([f.shape[0] for f in feats], device=dev)
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(dev)
+    lp, n = model(x, lengths)
+    lp, n = lp.float().cpu(), n.cpu()
+    return [lp[i, : n[i]] for i in range(len(feats))]
 
 
 @torch.no_grad()
@@ -130,8 +137,7 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
             n_ref += len(ref)
             if lm is not None and texts.get(u.id):
                 ref_chars = [c for c in texts[u.id] if c not in PUNCT]
-                hyp_text, lm_pinyin = lm([acoustic_slot(s.alternatives) if s.alternatives
-                                          else [(s.syllable, 1.0)] for s in hyp])
+                hyp_text, lm_pinyin = lm([acoustic_slot(s.alternatives, decoded=s.syllable) for s in hyp])
                 char_errs += edit_distance(ref_chars, [c for c in hyp_text if c not in PUNCT])
                 lm_errs += edit_distance(ref, lm_pinyin)
                 lm_ref += len(ref)

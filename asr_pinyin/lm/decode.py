@@ -21,7 +21,7 @@ from .itn import itn
 from .model import PinyinLM
 from .ngram import Bigram, Lexicon, beam_search_batch, load_ngram, unpack
 from .slots import LMInputError, Slot, to_slots
-from .vocab import BASE_ID, N_TONAL, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
+from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
@@ -356,14 +356,10 @@ class LanguageModel:
         p(syllable) * P(hanzi | syllable). So a final's pinyin agrees with its text when the
         language model took an acoustic alternative (a tone the acoustic model got wrong)."""
         table = self._cands_table()
-        best, best_lp = slot[0][0], -math.inf
-        for syl, p in slot:
-            t_id, b_id = slot_ids(syl)
-            row = t_id if t_id < N_TONAL else N_TONAL + b_id
-            lp = table.lookup(row, cid) + math.log(max(p, 1e-30))
-            if lp > best_lp:
-                best, best_lp = syl, lp
-        return best
+        ids = torch.tensor([slot_ids(syl) for syl, _ in slot])
+        rows = PinyinLM.prior_rows(ids[:, 0], ids[:, 1]).tolist()
+        scores = [table.lookup(r, cid) + math.log(max(p, 1e-30)) for r, (_, p) in zip(rows, slot)]
+        return slot[max(range(len(slot)), key=scores.__getitem__)][0]
 
     def _cands_table(self):
         from .candidates import CandidateTable

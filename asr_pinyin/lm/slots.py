@@ -81,15 +81,19 @@ def to_slots(inp, toneless: bool = False) -> list[Slot]:
     return slots
 
 
-def acoustic_slot(alternatives: Sequence[tuple[str, float]], sharpen: float = ACOUSTIC_SHARPEN) -> Slot:
+def acoustic_slot(alternatives: Sequence[tuple[str, float]], sharpen: float = ACOUSTIC_SHARPEN,
+                  decoded: str | None = None) -> Slot:
     """One syllable's acoustic alternatives (its peak frame's top-k, probabilities) -> the slot
     the language model gets: the best `MAX_K`, each probability to the power `sharpen`,
-    renormalised. The one place where the two stages' scores meet (recognizer and `eval`)."""
+    renormalised. The one place where the two stages' scores meet (recognizer and `eval`).
+    Without a positive alternative the slot is the `decoded` syllable alone (None: an error)."""
     pairs = sorted(((s, max(float(p), 0.0) ** sharpen) for s, p in alternatives), key=lambda x: -x[1])[:MAX_K]
     total = sum(p for _, p in pairs)
-    if not pairs or total <= 0:
-        raise LMInputError("an acoustic slot needs at least one alternative with a positive score")
-    return [(s, p / total) for s, p in pairs]
+    if total > 0:
+        return [(s, p / total) for s, p in pairs]
+    if decoded is not None:
+        return [(decoded, 1.0)]
+    raise LMInputError("an acoustic slot needs at least one alternative with a positive score")
 
 
 def _merge(pairs: Slot) -> Slot:

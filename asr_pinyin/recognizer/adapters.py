@@ -109,7 +109,7 @@ def _slot(s) -> list[tuple[str, float]]:
     """A recognizer syllable as a language-model slot (`asr_pinyin.lm.slots.acoustic_slot`)."""
     from asr_pinyin.lm.slots import acoustic_slot
 
-    return acoustic_slot(s.alts) if any(p > 0 for _, p in s.alts) else [(s.pinyin, 1.0)]
+    return acoustic_slot(s.alts, decoded=s.pinyin)
 
 
 def load_stages(am_path=None, lm_path=None, chunk_ms: int = 240, left_ms: int = 5120, two_pass: bool = True):

@@ -11,7 +11,8 @@ Two passes (`full_final`, on by default): chunks give the partials as the audio 
 segment ends, its whole feature sequence (kept, at most `max_segment_ms` of the endpointer) runs
 once more through the model in full context, and that hypothesis is the final. WeNet's U2 does
 the same with attention rescoring. The final then has the full-context accuracy (test SER 18.2 %
-instead of 24.9 % with 240 ms chunks) for ~16 % more compute (bench/recognizer_accuracy.py).
+instead of 24.9 % with 240 ms chunks) for ~16 % more compute (bench/recognizer_accuracy.py); the
+segment's last job skips its streaming steps, whose result the full pass replaces.
 """
 from __future__ import annotations
 
@@ -136,7 +137,9 @@ class BatchedAcoustic:
         """One throwaway segment of quiet noise, so the first real stream does not pay lazy imports
         and first-call kernel set-up (first chunk 0.046 -> 0.015 s, +0.05 s of load: bench/am_first_chunk.py)."""
         noise = np.random.default_rng(0).normal(0.0, 1e-3, self.first_chunk_samples).astype(np.float32)
-        self.step_batch([AmJob(self.new_state(), noise, last=True)])
+        state = self.new_state()
+        self.step_batch([AmJob(state, noise, last=False)])                   # a streaming step
+        self.step_batch([AmJob(state, np.zeros(0, np.float32), last=True)])  # the segment's end
 
     def add_voice(self, name: str, path) -> None:
         """Load a LoRA voice adapter (finetune-am, enroll) next to the shared base weights."""
@@ -164,6 +167,8 @@ class BatchedAcoustic:
             new = s.frontend.accept(job.samples)
             if self.full_final:
                 s.all_feats.append(new)
+                if job.last:     # the full pass gives this segment's result: no streaming steps
+                    continue
             s.feats = torch.cat([s.feats, new])
             r, voice = 0, job.voice or ""
             while s.feats.shape[0] >= self.window:
@@ -184,42 +189,37 @@ class BatchedAcoustic:
             lp = lp.float().cpu()
             for (s, _), rows in zip(group, lp):
                 self._decode(s, rows)
+        ends = [job for job in jobs if job.last and self.full_final]
+        full = dict(zip(map(id, ends), self._full_pass(ends)))
         out = []
         for job in jobs:
             s = job.state
+            if id(job) in full:
+                out.append(full[id(job)])
+                continue
             if job.last and s.open:
                 s.fixed.append(self._syllable(s))
                 s.open = None
             out.append(s.fixed + ([self._syllable(s)] if s.open else []))
-        if self.full_final:
-            ends = [i for i, job in enumerate(jobs) if job.last]
-            for i, hyp in zip(ends, self._full_pass([jobs[i] for i in ends])):
-                out[i] = hyp
         return out
 
-    @torch.no_grad()
     def _full_pass(self, jobs: list[AmJob]) -> list[list[Syllable]]:
         """Ending segments -> their full-context hypotheses (one padded forward per voice)."""
+        from asr_pinyin.acoustic.evaluate import forward_full
         from asr_pinyin.finetune.lora import use_adapter
 
         out: list[list[Syllable]] = [[] for _ in jobs]
         by_voice: dict[str, list[int]] = defaultdict(list)
-        feats = []
         for i, job in enumerate(jobs):
-            f = torch.cat(job.state.all_feats) if job.state.all_feats else torch.zeros(0)
-            job.state.all_feats = []
-            feats.append(f)
-            if f.shape[0] >= self.model.subsample.context:   # shorter: nothing the model can emit
-                by_voice[job.voice or ""].append(i)
+            by_voice[job.voice or ""].append(i)
         for voice, idx in by_voice.items():
-            x = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True).to(self.device)
-            lengths = torch.tensor([feats[i].shape[0] for i in idx], device=self.device)
+            feats = [torch.cat(jobs[i].state.all_feats) for i in idx]
             with use_adapter(self.model, voice or None):
-                lp, n = self.model(x, lengths)
-            lp, n = lp.float().cpu(), n.cpu()
-            for row, i in enumerate(idx):
+                lps = forward_full(self.model, feats)
+            for i, lp in zip(idx, lps):
+                jobs[i].state.all_feats = []
                 out[i] = [Syllable(s.syllable, s.start, s.end, s.confidence, s.alternatives)
-                          for s in greedy(lp[row, :n[row]], self.shift, self.k)]
+                          for s in greedy(lp, self.shift, self.k)]
         return out
 
     def _decode(self, s: SegmentState, lp: torch.Tensor) -> None:
