@@ -11,8 +11,9 @@ Two passes (`full_final`, on by default): chunks give the partials as the audio 
 segment ends, its whole feature sequence (kept, at most `max_segment_ms` of the endpointer) runs
 once more through the model in full context, and that hypothesis is the final. WeNet's U2 does
 the same with attention rescoring. The final then has the full-context accuracy (test SER 18.2 %
-instead of 24.9 % with 240 ms chunks) for ~16 % more compute (bench/recognizer_accuracy.py); the
-segment's last job skips its streaming steps, whose result the full pass replaces.
+instead of 24.9 % with 240 ms chunks; bench/recognizer_accuracy.py). The segment's last job
+skips its streaming steps, whose result the full pass replaces, so offline the second pass costs
+no measurable compute (0.059 s per audio second either way) and a live final ~30-60 ms.
 """
 from __future__ import annotations
 
