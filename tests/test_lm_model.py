@@ -288,6 +288,7 @@ def test_candidate_head_equals_dense_head(tiny):
 
     lm, rows, _ = tiny
     bf16, lm.bf16 = lm.bf16, False
+    int8, lm.int8 = lm.int8, False
     batch = [to_slots(rows[0]["pinyin"]), to_slots(rows[1]["pinyin"], True),
              [[("zhong1", 0.6), ("zong1", 0.3), ("zhong4", 0.1)], [("guo2", 1.0)], [("ren2", 0.5), ("reng2", 0.5)]]]
     sparse = lm._scores(batch)
@@ -301,4 +302,46 @@ def test_candidate_head_equals_dense_head(tiny):
         assert torch.equal(finite.sum(1), torch.isfinite(d).sum(1))      # the same candidates
         torch.testing.assert_close(d.gather(1, ids)[finite], scores[finite], atol=1e-4, rtol=0)
     assert int(torch.isfinite(sparse[2][1][0]).sum()) > int(torch.isfinite(sparse[2][1][1]).sum())
-    lm.bf16 = bf16
+    lm.bf16, lm.int8 = bf16, int8
+
+
+def test_int8_encoder_matches_the_network(tiny):
+    """The int8 encoder (lm/int8.py) gives the float network's outputs within quantization
+    error, for clean, toneless and uncertain slots, padding included; its TorchScript trace
+    (what `LanguageModel` runs) equals it, up to float rounding, on shapes other than the
+    traced example."""
+    from asr_pinyin.lm.int8 import Int8Encoder, int8_supported, traced
+    from asr_pinyin.lm.slots import to_slots
+
+    if not int8_supported():
+        pytest.skip("this torch build has no CPU integer matmul")
+    lm, rows, _ = tiny
+    batch = [to_slots(rows[0]["pinyin"]), to_slots(rows[1]["pinyin"], True),
+             [[("zhong1", 0.6), ("zong1", 0.3), ("zhong4", 0.1)], [("guo2", 1.0)], [("ren2", 0.5), ("reng2", 0.5)]]]
+    tonal, base, prob = lm._tensors(batch)
+    enc = Int8Encoder(lm.model)
+    with torch.no_grad():
+        ref_h, ref_p = lm.model.hidden(tonal, base, prob)
+    h, p = enc.hidden(tonal, base, prob)
+    valid = base[..., 0] != lm.model.base_emb.padding_idx
+    scale = ref_h[valid].abs().mean()
+    assert (h - ref_h)[valid].abs().mean() < 0.02 * scale          # a few % of a typical value
+    assert (p - ref_p)[valid].abs().max() < 0.1 * ref_p[valid].abs().max()
+    fn = traced(enc)
+    th, tp = fn(tonal, base, prob)
+    torch.testing.assert_close(th[valid], h[valid], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(tp[valid], p[valid], atol=1e-4, rtol=1e-4)
+    one = lm._tensors(batch[:1])
+    torch.testing.assert_close(fn(*one)[0], enc.hidden(*one)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_large_batches_are_chunked_and_keep_order(tiny, monkeypatch):
+    """A batch larger than CHUNK is converted in length-sorted chunks; results come back in
+    input order and equal one-by-one conversion."""
+    import asr_pinyin.lm.decode as decode
+
+    lm, rows, _ = tiny
+    inputs = [r["pinyin"] for r in rows[:23]]
+    alone = [lm.convert(x).text for x in inputs]
+    monkeypatch.setattr(decode, "CHUNK", 4)
+    assert [c.text for c in lm.convert_batch(inputs)] == alone

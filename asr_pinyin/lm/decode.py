@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,29 +16,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .candidates import CandidateTable, HeadBlocks, candidate_scores
 from .config import ModelConfig
 from .hotwords import compile_hotwords, match_hotwords
 from .itn import itn
 from .model import PinyinLM
 from .ngram import Bigram, Lexicon, beam_search_batch, load_ngram, unpack
+from .scoring import gather_encoded, group_tensors, run_encoder, slot_ids, slot_tensors, windows
 from .slots import LMInputError, Slot, to_slots
-from .vocab import BASE_ID, NOTONE, PAD_B, PAD_T, PUNCT, TONAL_ID
+from .vocab import PUNCT
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "lm" / "lm.pt"
 N_ALT = 5  # alternatives kept per character
 N_CAND = 20  # network candidates per slot searched with the n-gram (toneless: top-20 holds the truth 97.5 %)
-OVERLAP = 16  # context slots on each side of a window
-GROUP_TOKENS = 512  # padded slots per encoder call (length-sorted groups: little padding)
-# (tonal id, base id) of the syllables a slot holds (tonal, or toneless with NOTONE)
-SLOT_IDS = {**{s: (TONAL_ID[s], BASE_ID[s.rstrip("12345")]) for s in TONAL_ID},
-            **{s: (NOTONE, BASE_ID[s]) for s in BASE_ID}}
-
-
-def slot_ids(s: str) -> tuple[int, int]:
-    """A slot syllable's (tonal id, base id). A valid tonal syllable outside the inventory
-    (`kan5`: the pinyin reader accepts a neutral tone on any base) counts as toneless."""
-    ids = SLOT_IDS.get(s)
-    return ids if ids is not None else (NOTONE, BASE_ID[s.rstrip("12345")])
+CHUNK = 256  # inputs per chunk of a large batch
 
 
 @dataclass
@@ -77,6 +69,7 @@ class LanguageModel:
         self.lexicon, self.lex_weight = None, 0.0
         self.chars = chars
         self.char_id = {c: i for i, c in enumerate(chars)}
+        self._char_array = np.array(chars, dtype=object)
         self.device = device or torch.device("cpu")
         self.bf16 = bf16
         self.adapters: dict[str, dict] = {}  # name -> {"ngram": mixed n-gram or None, "path": ...}
@@ -84,6 +77,8 @@ class LanguageModel:
         self._cands = None  # candidates.CandidateTable, built on first use
         self._heads: dict = {}  # adapter name (None: base) -> hanzi head (weight, bias)
         self._fast: PinyinLM | None = None  # bf16 copy of the base network (see _bf16_model)
+        self._int8 = None  # the base network's int8 encoder (traced), when `int8` is set
+        self.int8 = False
 
     # ---- domain adapters -----------------------------------------------------------------
     @property
@@ -113,9 +108,12 @@ class LanguageModel:
         return self.adapters[name]
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device=None, ngram: str | Path | None = None) -> "LanguageModel":
+    def load(cls, path: str | Path | None = None, device=None, ngram: str | Path | None = None,
+             int8: bool | None = None) -> "LanguageModel":
         """A shipped model (`models/lm/lm.pt` when `path` is None) or a training checkpoint;
-        `ngram`: a file holding a bigram (from `export-lm`) to use instead of the one inside."""
+        `ngram`: a file holding a bigram (from `export-lm`) to use instead of the one inside;
+        `int8`: the int8 encoder without an adapter (None: on CPUs whose torch runs it; same
+        accuracy as bf16 on dev, BENCHMARKS.md)."""
         from asr_pinyin.device import get_device
 
         path = Path(path) if path else DEFAULT_PATH
@@ -133,32 +131,22 @@ class LanguageModel:
                    ngram_weight=float(ck.get("ngram_weight", 0.5)), uni_weight=float(ck.get("uni_weight", 0.0)))
         if lex is not None:
             out.lexicon, out.lex_weight = Lexicon.from_state(unpack(lex)), float(ck.get("lex_weight", 0.0))
-        if out.bf16:
-            out._bf16_model()  # before any adapter is injected into the fp32 model
+        # the fast copies are made before any adapter is injected into the fp32 model
+        if int8 is None:
+            from .int8 import int8_supported
+
+            int8 = device.type == "cpu" and int8_supported()
+        if int8:
+            from .int8 import Int8Encoder, traced
+
+            out.int8, out._int8 = True, traced(Int8Encoder(model))
+        elif out.bf16:
+            out._bf16_model()
         return out
 
-    # ---- tensors -------------------------------------------------------------------------
+    # ---- network scores ------------------------------------------------------------------
     def _tensors(self, batch: list[list[Slot]]):
-        B, T = len(batch), max(len(s) for s in batch)
-        K = max(len(slot) for slots in batch for slot in slots)
-        # one flat list of (position, syllable ids, prob) and one scatter: element-wise tensor
-        # writes from Python cost ~3x more
-        pos, ids, probs = [], [], []
-        for b, slots in enumerate(batch):
-            row = b * T * K
-            for t, slot in enumerate(slots):
-                for k, (s, p) in enumerate(slot):
-                    pos.append(row + t * K + k)
-                    ids.append(slot_ids(s))
-                    probs.append(p)
-        tonal = torch.full((B * T * K,), PAD_T, dtype=torch.long)
-        base = torch.full((B * T * K,), PAD_B, dtype=torch.long)
-        prob = torch.zeros(B * T * K)
-        where = torch.tensor(pos)
-        both = torch.tensor(ids)
-        tonal[where], base[where], prob[where] = both[:, 0], both[:, 1], torch.tensor(probs)
-        return (tonal.view(B, T, K).to(self.device), base.view(B, T, K).to(self.device),
-                prob.view(B, T, K).to(self.device))
+        return slot_tensors(batch, self.device)
 
     def _bf16_model(self) -> PinyinLM:
         """A bf16 copy of the base network for inference without an adapter (made once).
@@ -173,75 +161,65 @@ class LanguageModel:
             self._fast.prior_table = self.model.prior_table  # unused by hidden(); no second copy
         return self._fast
 
-    def _head(self, domain: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The hanzi head as (weight [V, d], bias [V]) with adapter `domain` folded in (cached;
-        the caller has made that adapter active)."""
-        head = self.model.char_head
+    def _blocks(self, domain: str | None) -> HeadBlocks:
+        """The hanzi head by syllable rows with adapter `domain` folded in (cached; the caller
+        has made that adapter active)."""
         if domain not in self._heads:
+            head = self.model.char_head
             with torch.no_grad():
                 eye = torch.eye(self.model.cfg.d_out, device=self.device)
                 bias = head(torch.zeros(1, self.model.cfg.d_out, device=self.device))[0]
-                self._heads[domain] = ((head(eye) - bias).t().float().cpu().contiguous(), bias.float().cpu())
+                weight = (head(eye) - bias).t().float().cpu().contiguous()
+            self._heads[domain] = HeadBlocks(self._cands_table(), weight, bias.float().cpu())
         return self._heads[domain]
 
-    @torch.no_grad()
-    def _scores(self, batch: list[list[Slot]], domain: str | None = None):
-        """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
-        padding) and punct log-probs [T,P] (see candidates.py)."""
-        from .candidates import candidate_scores
+    def _hidden(self, domain: str | None):
+        """The encoder function for `domain` (int8 traced, bf16 copy, or the model)."""
+        if domain is None and self.int8 and self.device.type == "cpu":
+            if self._int8 is None:
+                from .int8 import Int8Encoder, traced
 
-        self._cands_table()
-        weight, bias = self._head(domain)
-        L = self.model.cfg.max_len
-        pieces, where = [], []  # windows of long inputs, and how to stitch them back
-        for i, slots in enumerate(batch):
-            if len(slots) <= L:
-                pieces.append(slots)
-                where.append((i, 0, 0, len(slots)))
-                continue
-            step = L - 2 * OVERLAP
-            for start in range(0, len(slots), step):
-                end = min(len(slots), start + L)
-                lo = 0 if start == 0 else OVERLAP
-                hi = end - start if end == len(slots) else min(end - start, OVERLAP + step)
-                pieces.append(slots[start:end])
-                where.append((i, start, lo, hi))
-                if end == len(slots):
-                    break
+                self._int8 = traced(Int8Encoder(self.model))  # tests switch int8 on after loading
+            return self._int8
+        if domain is None and self.bf16:
+            fast = self._bf16_model()
+            return lambda tonal, base, prob: fast.hidden(tonal, base, prob.to(torch.bfloat16))
+
+        def hidden(tonal, base, prob):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                return self.model.hidden(tonal, base, prob)
+        return hidden
+
+    def _encode(self, batch: list[list[Slot]], domain: str | None = None):
+        """Encoder outputs of a batch (windows of long inputs, length groups)."""
+        pieces, where = windows(batch, self.model.cfg.max_len)
+        groups = group_tensors(pieces, self.device)
+        return pieces, where, gather_encoded(groups, run_encoder(self._hidden(domain), groups), PinyinLM.prior_rows)
+
+    @torch.no_grad()
+    def _scores(self, batch: list[list[Slot]], domain: str | None = None, encoded=None):
+        """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
+        padding) and punct log-probs [T,P] (see candidates.py). `encoded`: `_encode(batch)` if
+        already run."""
+        pieces, where, groups = encoded or self._encode(batch, domain)
+        blocks = self._blocks(domain)
+        # candidates of all groups at once: fewer, larger per-row products
+        ids, logits = candidate_scores(torch.cat([g.h for g in groups]), torch.cat([g.rows for g in groups]),
+                                       torch.cat([g.logp for g in groups]), blocks)
         parts: list[list] = [[] for _ in batch]
-        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
-        groups, cur = [], []
-        for j in order:  # ascending lengths: a group's padded size is its count times this length
-            if cur and (len(cur) + 1) * len(pieces[j]) > GROUP_TOKENS:
-                groups.append(cur)
-                cur = []
-            cur.append(j)
-        groups.append(cur)
-        for idx in groups:
-            tonal, base, prob = self._tensors([pieces[j] for j in idx])
-            fast = self._bf16_model() if self.bf16 and domain is None else None
-            if fast is not None:
-                h, punct = fast.hidden(tonal, base, prob.to(torch.bfloat16))
-            else:
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    h, punct = self.model.hidden(tonal, base, prob)
-            valid = (base[..., 0] != PAD_B).cpu()      # padding only at the end of each row
-            rows = self.model.prior_rows(tonal, base).cpu()[valid]
-            ids, logits = candidate_scores(h.float().cpu()[valid], rows, prob.cpu()[valid].clamp(min=1e-9).log(),
-                                           self._cands, weight, bias)
-            punct = punct.float().log_softmax(-1).cpu()
-            off = 0
-            for r, j in enumerate(idx):
+        off = 0
+        for g in groups:
+            for r, j in enumerate(g.pieces):
                 i, start, lo, hi = where[j]
-                parts[i].append((start + lo, ids[off + lo:off + hi], logits[off + lo:off + hi], punct[r, lo:hi]))
+                parts[i].append((start + lo, ids[off + lo:off + hi], logits[off + lo:off + hi], g.punct[r, lo:hi]))
                 off += len(pieces[j])
         out = []
         for ps in parts:
+            if len(ps) == 1:
+                out.append([ps[0][1], ps[0][2], ps[0][3]])
+                continue
             ps.sort(key=lambda x: x[0])
-            width = max(p[1].shape[1] for p in ps)
-            pad = [(F.pad(p[1], (0, width - p[1].shape[1])), F.pad(p[2], (0, width - p[2].shape[1]), value=-math.inf))
-                   for p in ps]
-            out.append([torch.cat([p[0] for p in pad]), torch.cat([p[1] for p in pad]), torch.cat([p[3] for p in ps])])
+            out.append([torch.cat([p[1] for p in ps]), torch.cat([p[2] for p in ps]), torch.cat([p[3] for p in ps])])
         return out
 
     # ---- conversion ----------------------------------------------------------------------
@@ -268,14 +246,30 @@ class LanguageModel:
 
         if domain is not None and domain not in self.adapters:
             raise AdapterError(f"unknown domain adapter {domain!r} (loaded: {sorted(self.adapters) or 'none'})")
-        ngram = self.ngram
-        if domain is not None:
-            ngram = self.adapters[domain]["ngram"] or self.ngram
-            with use_adapter(self.model, domain):
-                scores = self._scores(batch, domain)
-        else:
-            scores = self._scores(batch)
-        preps = [self._prepare(slots, *sc, hws) for slots, sc in zip(batch, scores)]
+        ngram = self.ngram if domain is None else self.adapters[domain]["ngram"] or self.ngram
+        search = (nbest, itn_numbers, punctuation, fast, ngram)
+        with use_adapter(self.model, domain) if domain is not None else nullcontext():
+            if len(batch) <= CHUNK:
+                return self._search(batch, self._score_chunk(batch, hws, domain), *search)
+            # a large batch: chunks of similar length (short beam searches, little padding,
+            # bounded memory). A worker thread that searched one chunk while this one encoded
+            # the next measured no faster with torch's default 2 threads here (1.13x with 1).
+            order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+            done: list[Conversion] = []
+            for k in range(0, len(order), CHUNK):
+                chunk = [batch[i] for i in order[k:k + CHUNK]]
+                done.extend(self._search(chunk, self._score_chunk(chunk, hws, domain), *search))
+        out: list[Conversion] = [None] * len(batch)  # type: ignore[list-item]
+        for i, conv in zip(order, done):
+            out[i] = conv
+        return out
+
+    def _score_chunk(self, batch, hws, domain) -> list[tuple]:
+        """The torch part: network scores, hotword biases, top candidates (see `_prepare`)."""
+        return [self._prepare(slots, *sc, hws) for slots, sc in zip(batch, self._scores(batch, domain))]
+
+    def _search(self, batch, preps, nbest, itn_numbers, punctuation, fast, ngram) -> list[Conversion]:
+        """The numpy and Python part: n-gram beam search and the result objects."""
         paths = [None] * len(batch)
         if ngram is not None:
             M = preps[0][0].shape[1]
@@ -294,7 +288,8 @@ class LanguageModel:
         """Hotword biases, then the top N_CAND candidates per slot: (log-probs, ids, punct classes, forced)."""
         forced: dict[int, tuple[str, int, str]] = {}  # slot -> (hanzi, phrase start, phrase)
         extra: list[tuple[int, int, float]] = []  # hotword hanzi that are not candidates of their slot
-        for start, h in match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]):
+        matches = match_hotwords(hws, [{s.rstrip("12345") for s, _ in slot} for slot in slots]) if hws else ()
+        for start, h in matches:
             for j, ch in enumerate(h.text):
                 cid = self.char_id.get(ch)
                 t = start + j
@@ -324,16 +319,24 @@ class LanguageModel:
         if paths is None:  # no n-gram: per-slot best, n-best from combinations of alternatives
             paths = [([0] * len(slots), float(top_lp[:, 0].sum()))]
         chars = []
-        # plain lists once: indexing numpy arrays element by element costs more than the search
-        ids_l, lp_l, p_l = top_id.tolist(), top_lp.tolist(), np.exp(top_lp.astype(np.float64)).tolist()
+        # whole-sentence numpy, then plain lists: element-wise numpy indexing and per-character
+        # list building cost more than the beam search
+        T = len(slots)
+        pick = np.asarray(paths[0][0][:T])
+        at = np.arange(T)
+        ids_l = top_id.tolist()
+        chosen = self._char_array[top_id[at, pick]].tolist()
+        conf_l = np.exp(top_lp[at, pick].astype(np.float64)).tolist()
+        alt_names = self._char_array[top_id[:, :N_ALT]].tolist()
+        alt_p = np.exp(top_lp[:, :N_ALT].astype(np.float64)).tolist()
+        n_alt = np.isfinite(top_lp[:, :N_ALT]).sum(1).tolist()  # topk order: -inf only at the end
+        pick_l = pick.tolist()
         for t, slot in enumerate(slots):
-            pick = paths[0][0][t]
-            alts = [(self.chars[c], p) for c, p, lp in zip(ids_l[t][:N_ALT], p_l[t][:N_ALT], lp_l[t][:N_ALT])
-                    if lp > -math.inf]
-            hanzi, conf = self.chars[ids_l[t][pick]], p_l[t][pick]
-            if pick >= N_ALT:
+            alts = list(zip(alt_names[t], alt_p[t]))[:n_alt[t]]
+            hanzi, conf = chosen[t], conf_l[t]
+            if pick_l[t] >= N_ALT:
                 alts = alts[:N_ALT - 1] + [(hanzi, conf)]
-            reading = slot[0][0] if len(slot) == 1 else self._reading(slot, ids_l[t][pick])
+            reading = slot[0][0] if len(slot) == 1 else self._reading(slot, ids_l[t][pick_l[t]])
             chars.append(CharResult(hanzi, reading, conf, alts, PUNCT[pbest[t]] if punctuation else ""))
         for t, (ch, start, phrase) in forced.items():
             # an out-of-vocabulary hanzi is written when the phrase's other hanzi won
@@ -362,8 +365,6 @@ class LanguageModel:
         return slot[max(range(len(slot)), key=scores.__getitem__)][0]
 
     def _cands_table(self):
-        from .candidates import CandidateTable
-
         if self._cands is None:
             self._cands = CandidateTable(self.model.prior_table.cpu())
         return self._cands

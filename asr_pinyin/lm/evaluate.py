@@ -46,7 +46,7 @@ def input_slots(syls: list[str], rng: random.Random, conf, toneless: bool, corru
 
 
 def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrupt: float = 0.0,
-             hotwords=None, batch: int = 64, seed: int = 0, domain: str | None = None) -> dict:
+             hotwords=None, batch: int = 256, seed: int = 0, domain: str | None = None) -> dict:
     from .hotwords import compile_hotwords
 
     refs = reference(rows)
