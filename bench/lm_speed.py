@@ -1,8 +1,9 @@
 """Speed of the language stage on this machine: load + first conversion, batched throughput,
 and the cost of one streaming update of a 30-syllable segment.
 
-    .venv/bin/python bench/lm_speed.py [--model models/lm/lm.pt] [--threads 2]
-Prints one JSON object.
+    .venv/bin/python bench/lm_speed.py [--model models/lm/lm.pt] [--threads 2] [--workers 2]
+Prints one JSON object. `--workers N` also times bulk conversion by a pool of N worker
+processes with one torch thread each (lm/pool.py), right after the one-process figures.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def main() -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--data", default="data/text/test.jsonl")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0, help="also time a pool of this many worker processes")
     args = ap.parse_args()
     out = {}
     # a fresh interpreter: imports + load + first conversion, as a user sees it
@@ -69,6 +71,19 @@ def main() -> int:
     out["stream_update_30_syllables_cpu_ms_median"] = round(statistics.median(cpu) * 1000, 2)
     out["stream_update_30_syllables_ms_median"] = round(statistics.median(times) * 1000, 2)
     out["stream_update_30_syllables_ms_p90"] = round(sorted(times)[int(0.9 * len(times))] * 1000, 2)
+    if args.workers:
+        from asr_pinyin.lm.pool import ConversionPool
+
+        t = time.perf_counter()
+        with ConversionPool(args.model, workers=args.workers) as pool:
+            out["pool_start_s"] = round(time.perf_counter() - t, 2)
+            pool.convert_batch(inputs[:64])
+            runs = []
+            for _ in range(2):
+                t = time.perf_counter()
+                pool.convert_batch(inputs)
+                runs.append(round(len(inputs) / (time.perf_counter() - t), 1))
+            out[f"pool{args.workers}_sentences_per_second_full"] = runs
     out["threads"] = args.threads
     out["int8_encoder"] = bool(getattr(lm, "int8", False))
     out["sentences"] = len(inputs)

@@ -345,3 +345,40 @@ def test_large_batches_are_chunked_and_keep_order(tiny, monkeypatch):
     alone = [lm.convert(x).text for x in inputs]
     monkeypatch.setattr(decode, "CHUNK", 4)
     assert [c.text for c in lm.convert_batch(inputs)] == alone
+
+
+def test_worker_pool_and_bulk_cli(tiny, tmp_path, capsys):
+    """Bulk conversion in worker processes (lm/pool.py) gives what one process gives, in input
+    order; `convert --file` writes one line per input line and names a bad line without losing
+    the others; `eval-lm --workers 2` scores like one process; a bad model or domain is a clear error."""
+    from asr_pinyin.cli import main
+    from asr_pinyin.finetune.lora import AdapterError
+    from asr_pinyin.lm.pool import ConversionPool
+
+    lm, rows, d = tiny
+    model = d / "run" / "best.pt"
+    inputs = [r["pinyin"] for r in rows[:40]]
+    alone = [c.text for c in lm.convert_batch(inputs)]
+    with ConversionPool(model, workers=2) as pool:
+        got = pool.convert_batch(inputs)
+        assert [c.text for c in got] == alone
+        assert [c.hanzi for c in got[3].chars] == [c.hanzi for c in lm.convert(inputs[3]).chars]
+        with pytest.raises(AdapterError, match="unknown domain"):
+            pool.convert_batch(inputs[:2], domain="it")
+    with pytest.raises(RuntimeError, match="failed to start"):
+        ConversionPool(tmp_path / "missing.pt", workers=1)
+
+    lines = tmp_path / "in.txt"
+    lines.write_text(f"{inputs[0]}\n\nni3 hao3 xq\n{inputs[1]}\n", encoding="utf-8")
+    assert main(["convert", "--model", str(model), "--file", str(lines), "--workers", "2"]) == 1
+    out = capsys.readouterr()
+    assert out.out.split("\n")[:4] == [alone[0], "", "", alone[1]]
+    assert "line 3" in out.err and "xq" in out.err
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:30]), encoding="utf-8")
+    scores = []
+    for workers in ("1", "2"):
+        assert main(["eval-lm", "--model", str(model), "--data", str(data), "--toneless", "--workers", workers]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0]["char_accuracy"] == scores[1]["char_accuracy"] and scores[1]["workers"] == 2

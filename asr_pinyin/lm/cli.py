@@ -12,7 +12,9 @@ def register(sub) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("convert", help="pinyin -> hanzi (an input method on the command line)")
-    p.add_argument("text", nargs="+", help="pinyin in any form, e.g. ni3hao3, 'nǐ hǎo', woxiangqubeijing")
+    p.add_argument("text", nargs="*", help="pinyin in any form, e.g. ni3hao3, 'nǐ hǎo', woxiangqubeijing")
+    p.add_argument("--file", default=None, help="convert each line of this file ('-': stdin), one output line each")
+    p.add_argument("--workers", type=int, default=1, help="with --file: worker processes (one per CPU core)")
     p.add_argument("--toneless", action="store_true", help="ignore tones (what IME users type)")
     p.add_argument("--nbest", type=int, default=1, help="print K candidates")
     p.add_argument("--hotword", action="append", default=[], metavar="HANZI[:WEIGHT]", help="phrase to favour")
@@ -29,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--ngram-weight", type=float, default=None, help="override the n-gram weight (0: network only)")
     p.add_argument("--lex-weight", type=float, default=None, help="override the word-bonus weight (0: off)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (one per CPU core; 1: this process)")
     p.add_argument("--adapter", default=None, help="a LoRA domain adapter file (from finetune-lm)")
     p.add_argument("--adapter-ngram-mix", type=float, default=None,
                    help="weight of the adapter's domain n-gram (0: its network part alone)")
@@ -107,9 +110,13 @@ def _convert(args) -> int:
 
     from .slots import LMInputError
 
-    text = " ".join(args.text)
     if not 1 <= args.nbest <= 100:
         return _fail("--nbest must be from 1 to 100")
+    if args.file is not None:
+        return _convert_file(args)
+    if not args.text:
+        return _fail("give pinyin to convert, or --file FILE")
+    text = " ".join(args.text)
     try:
         lm = _load(args.model)
         hws = _hotwords(args.hotword)
@@ -133,6 +140,67 @@ def _convert(args) -> int:
     return 0
 
 
+def _convert_file(args) -> int:
+    """One conversion per input line (blank lines stay blank; a line that is not pinyin gets an
+    empty output line and a message on stderr naming its number): a bulk IME job."""
+    import sys
+
+    from asr_pinyin.pinyin import PinyinError, segmentations
+
+    from .slots import LMInputError, to_slots
+
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
+    try:
+        src = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        with src:
+            lines = [ln.strip() for ln in src]
+    except (OSError, UnicodeDecodeError) as e:
+        return _fail(f"cannot read {args.file}: {e}")
+    try:
+        hws = _hotwords(args.hotword)
+    except LMInputError as e:
+        return _fail(str(e))
+    readings, owner, bad = [], [], 0
+    for n, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            for r in segmentations(line, limit=3, toneless=args.toneless):
+                to_slots(r, args.toneless)  # validated here, so one bad line cannot fail the batch
+                readings.append(r)
+                owner.append(n)
+        except (PinyinError, LMInputError) as e:
+            print(f"line {n + 1}: {e}", file=sys.stderr)
+            bad += 1
+    convs = []
+    if readings:
+        try:
+            if args.workers > 1:
+                from .pool import ConversionPool
+
+                with ConversionPool(args.model, workers=args.workers) as pool:
+                    convs = pool.convert_batch(readings, hotwords=hws, nbest=args.nbest, toneless=args.toneless)
+            else:
+                convs = _load(args.model).convert_batch(readings, hotwords=hws, nbest=args.nbest, toneless=args.toneless)
+        except (LMInputError, FileNotFoundError, RuntimeError, ValueError) as e:
+            return _fail(str(e))
+    best: dict[int, tuple[float, object]] = {}
+    for k, (n, conv) in enumerate(zip(owner, convs)):
+        score = _score(conv) - 1.0 * (k - owner.index(n))  # as for one input: earlier readings preferred
+        if n not in best or score > best[n][0]:
+            best[n] = (score, conv)
+    for n in range(len(lines)):
+        conv = best.get(n, (0, None))[1]
+        if conv is None:
+            print("")
+        elif args.nbest > 1:
+            print("\t".join(t for t, _ in conv.nbest))
+        else:
+            print(conv.text)
+    return 1 if bad else 0
+
+
 def _score(conv) -> float:
     """Mean log-confidence of a reading: how well the model could make sense of it."""
     import math
@@ -153,21 +221,28 @@ def _eval(args) -> int:
 
             random.Random(0).shuffle(rows)
             rows = rows[:args.sample]
-        lm = _load(args.model)
-        if args.ngram_weight is not None:
-            lm.ngram_weight = args.ngram_weight
-            if args.ngram_weight == 0:
-                lm.ngram = None
-        if args.lex_weight is not None:
-            lm.lex_weight = args.lex_weight
-        domain = None
-        if args.adapter:
-            domain = "adapter"
-            lm.add_adapter(domain, args.adapter, args.adapter_ngram_mix)
-        res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt, domain=domain)
+        domain = "adapter" if args.adapter else None
+        if args.workers > 1:  # the workers load the model; this process only hands out the work
+            from .pool import ConversionPool
+
+            with ConversionPool(args.model, workers=args.workers, ngram_weight=args.ngram_weight,
+                                lex_weight=args.lex_weight,
+                                adapters={domain: (args.adapter, args.adapter_ngram_mix)} if domain else None) as pool:
+                res = evaluate(None, rows, toneless=args.toneless, corrupt=args.corrupt, domain=domain, pool=pool)
+        else:
+            lm = _load(args.model)
+            if args.ngram_weight is not None:
+                lm.ngram_weight = args.ngram_weight
+                if args.ngram_weight == 0:
+                    lm.ngram = None
+            if args.lex_weight is not None:
+                lm.lex_weight = args.lex_weight
+            if domain:
+                lm.add_adapter(domain, args.adapter, args.adapter_ngram_mix)
+            res = evaluate(lm, rows, toneless=args.toneless, corrupt=args.corrupt, domain=domain)
         if args.adapter:
             res["adapter"] = args.adapter
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     print(json.dumps(res))
     return 0

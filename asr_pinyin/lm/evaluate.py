@@ -45,8 +45,9 @@ def input_slots(syls: list[str], rng: random.Random, conf, toneless: bool, corru
     return slots
 
 
-def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrupt: float = 0.0,
-             hotwords=None, batch: int = 256, seed: int = 0, domain: str | None = None) -> dict:
+def evaluate(lm: LanguageModel | None, rows: list[dict], toneless: bool = False, corrupt: float = 0.0,
+             hotwords=None, batch: int = 256, seed: int = 0, domain: str | None = None, pool=None) -> dict:
+    """`pool`: a `pool.ConversionPool` to convert with instead of `lm` (several processes)."""
     from .hotwords import compile_hotwords
 
     refs = reference(rows)
@@ -56,13 +57,16 @@ def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrup
     inputs = [input_slots(syls, rng, conf, toneless, corrupt) for _, syls, _ in refs]
     hws = compile_hotwords(hotwords)
     t0 = time.perf_counter()
-    convs = []
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    for g in range(0, len(order), batch):
-        idx = order[g:g + batch]
-        convs.extend(zip(idx, lm.convert_slots([inputs[i] for i in idx], hws, 1, False, True, domain=domain)))
+    if pool is not None:
+        convs = pool.convert_slots(inputs, hws, 1, False, True, domain=domain)
+    else:
+        convs = []
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+        for g in range(0, len(order), batch):
+            idx = order[g:g + batch]
+            convs.extend(zip(idx, lm.convert_slots([inputs[i] for i in idx], hws, 1, False, True, domain=domain)))
+        convs = [c for _, c in sorted(convs, key=lambda x: x[0])]
     seconds = time.perf_counter() - t0
-    convs = [c for _, c in sorted(convs, key=lambda x: x[0])]
     right = total = sent_right = p_right = 0
     for (chars, _, puncts), conv in zip(refs, convs):
         hyp = [c.hanzi for c in conv.chars]
@@ -74,4 +78,5 @@ def evaluate(lm: LanguageModel, rows: list[dict], toneless: bool = False, corrup
     return {"char_accuracy": round(right / total, 5), "sentence_accuracy": round(sent_right / len(refs), 5),
             "punct_accuracy": round(p_right / total, 5), "sentences": len(refs), "hanzi": total,
             "sentences_per_second": round(len(refs) / seconds, 1),
-            "mode": "toneless" if toneless else "tonal", "corrupt": corrupt}
+            "mode": "toneless" if toneless else "tonal", "corrupt": corrupt,
+            "workers": pool.workers if pool is not None else 1}
