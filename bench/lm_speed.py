@@ -68,6 +68,24 @@ def main() -> int:
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         stream.finalize()
+    # the recognizer's input: every slot a few acoustic alternatives (here the true syllable with
+    # two confusions, as `eval-lm --corrupt 1.0` builds them)
+    import random
+
+    from asr_pinyin.lm.data import confusion_table
+    from asr_pinyin.lm.evaluate import input_slots
+
+    rng, conf = random.Random(0), confusion_table()
+    acoustic = [input_slots(syls[start:start + 30], rng, conf, False, 1.0) for start in range(0, 600, 30)]
+    atimes = []
+    for slots in acoustic:
+        stream = lm.create_stream()
+        stream.push(slots[:27])
+        t = time.perf_counter()
+        stream.push(slots[27:])
+        atimes.append(time.perf_counter() - t)
+        stream.finalize()
+    out["stream_update_30_acoustic_slots_ms_median"] = round(statistics.median(atimes) * 1000, 2)
     out["stream_update_30_syllables_cpu_ms_median"] = round(statistics.median(cpu) * 1000, 2)
     out["stream_update_30_syllables_ms_median"] = round(statistics.median(times) * 1000, 2)
     out["stream_update_30_syllables_ms_p90"] = round(sorted(times)[int(0.9 * len(times))] * 1000, 2)

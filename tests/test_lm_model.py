@@ -382,3 +382,22 @@ def test_worker_pool_and_bulk_cli(tiny, tmp_path, capsys):
         assert main(["eval-lm", "--model", str(model), "--data", str(data), "--toneless", "--workers", workers]) == 0
         scores.append(json.loads(capsys.readouterr().out))
     assert scores[0]["char_accuracy"] == scores[1]["char_accuracy"] and scores[1]["workers"] == 2
+
+
+def test_scalar_row_and_lookup_match_the_tables(tiny):
+    """`PinyinLM.prior_row` (plain ints, used per slot in `_reading`) equals the tensor rule for
+    every tonal and toneless syllable, and `CandidateTable.lookup` equals the prior table."""
+    from asr_pinyin.lm.model import PinyinLM
+    from asr_pinyin.lm.scoring import SLOT_IDS
+
+    lm, _, _ = tiny
+    ids = torch.tensor(list(SLOT_IDS.values()))
+    assert PinyinLM.prior_rows(ids[:, 0], ids[:, 1]).tolist() == [PinyinLM.prior_row(t, b) for t, b in ids.tolist()]
+    table, prior = lm._cands_table(), lm.model.prior_table
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, prior.shape[0] - 1, (300,), generator=gen).tolist()
+    cols = torch.randint(0, prior.shape[1], (300,), generator=gen).tolist()
+    finite = torch.isfinite(prior).nonzero().tolist()[::97]
+    for r, c in list(zip(rows, cols)) + finite:
+        assert table.lookup(r, c) == pytest.approx(float(prior[r, c]), abs=1e-6) or (
+            table.lookup(r, c) == float("-inf") and not torch.isfinite(prior[r, c]))

@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .vocab import PAD_ROW
+
+MULTI_BLOCK = 256  # slots with several syllables scored together (bounds the [pairs, d] gather)
 
 
 class CandidateTable:
@@ -23,10 +26,12 @@ class CandidateTable:
         finite = torch.isfinite(prior_table)
         rows, cols = finite.nonzero(as_tuple=True)           # row-major: grouped by row
         counts = finite.sum(1)
-        self.ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]).tolist()
+        self.ptr_t = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.ptr = self.ptr_t.tolist()
         self.ids = cols
         self.lp = prior_table[rows, cols]
         self.n_chars = prior_table.shape[1]
+        self._by_key: dict[int, float] | None = None  # row * n_chars + hanzi -> log P, made on first lookup
         # every row's ids padded to the widest row (0 beyond a row's count): one gather gives
         # the candidate ids of all single-syllable slots
         self.width = int(counts.max())
@@ -39,9 +44,10 @@ class CandidateTable:
 
     def lookup(self, r: int, hanzi: int) -> float:
         """log P(hanzi | row r); -inf when the row's syllable is not a reading of it."""
-        ids, lp = self.row(r)
-        at = torch.searchsorted(ids, hanzi)
-        return float(lp[at]) if at < ids.numel() and int(ids[at]) == hanzi else -math.inf
+        if self._by_key is None:  # a dict: per-element tensor searches cost ~2 ms per 30-slot update
+            keys = (self.ids + torch.repeat_interleave(torch.arange(len(self.ptr) - 1), self.ptr_t.diff()) * self.n_chars)
+            self._by_key = dict(zip(keys.tolist(), self.lp.tolist()))
+        return self._by_key.get(r * self.n_chars + hanzi, -math.inf)
 
 
 class HeadBlocks:
@@ -83,24 +89,41 @@ def candidate_scores(h: torch.Tensor, rows: torch.Tensor, logp: torch.Tensor,
         for r, toks in zip(uniq.tolist(), single[order].split(counts.tolist())):
             w_t, b = blocks(r)
             out_sc[toks, :b.numel()] = torch.addmm(b, h[toks], w_t)
-    extra = []  # slots with several syllables may have more candidates than the widest row
-    for tok in multi.nonzero(as_tuple=True)[0].tolist():
-        # several syllables (acoustic alternatives): log sum_k p_k P(hanzi | syllable_k)
-        dense = torch.full((table.n_chars,), float("-inf"))
-        for r, lk in zip(rows[tok].tolist(), logp[tok].tolist()):
-            if r != PAD_ROW:
-                ids, lp = table.row(r)
-                dense[ids] = torch.logaddexp(dense[ids], lp + lk)
-        ids = torch.isfinite(dense).nonzero(as_tuple=True)[0]
-        sc = torch.addmm(blocks.bias[ids] + dense[ids], h[tok:tok + 1], blocks.weight[ids].t())[0]
-        extra.append((tok, ids, sc))
-    if extra:
-        width = max(table.width, max(ids.numel() for _, ids, _ in extra))
-        if width > table.width:
-            out_ids = torch.nn.functional.pad(out_ids, (0, width - table.width))
-            out_sc = torch.nn.functional.pad(out_sc, (0, width - table.width), value=float("-inf"))
-        for tok, ids, sc in extra:
-            out_ids[tok] = 0
-            out_sc[tok] = float("-inf")
-            out_ids[tok, :ids.numel()], out_sc[tok, :ids.numel()] = ids, sc
+    many = multi.nonzero(as_tuple=True)[0]
+    for a in range(0, many.numel(), MULTI_BLOCK):
+        toks = many[a:a + MULTI_BLOCK]
+        hz, at, rank, sc = _multi_scores(h, rows, logp, blocks, toks)
+        width = int(rank.max()) + 1
+        if width > out_sc.shape[1]:  # several syllables can have more candidates than the widest row
+            out_ids = F.pad(out_ids, (0, width - out_ids.shape[1]))
+            out_sc = F.pad(out_sc, (0, width - out_sc.shape[1]), value=float("-inf"))
+        out_ids[toks] = 0
+        out_sc[toks] = float("-inf")
+        out_ids[at, rank], out_sc[at, rank] = hz, sc
     return out_ids, out_sc
+
+
+def _multi_scores(h, rows, logp, blocks: HeadBlocks, toks: torch.Tensor):
+    """Slots with several syllables (acoustic alternatives), all at once: their candidates are
+    the union of the syllables' readings, scored log sum_k p_k P(hanzi | syllable_k) + head.
+    Returns per candidate: hanzi id, its slot (an element of `toks`), its rank within the slot
+    (ascending hanzi ids, as the dense head would list them) and its score."""
+    table = blocks.table
+    r, lk = rows[toks], logp[toks]
+    t_k, k_k = (r != PAD_ROW).nonzero(as_tuple=True)          # (slot, alternative) pairs
+    rr = r[t_k, k_k]
+    start, cnt = table.ptr_t[rr], table.ptr_t[rr + 1] - table.ptr_t[rr]
+    first = torch.cumsum(cnt, 0) - cnt
+    ent = start.repeat_interleave(cnt) + torch.arange(int(cnt.sum())) - first.repeat_interleave(cnt)
+    slot = t_k.repeat_interleave(cnt)                          # per reading entry: its slot
+    hz = table.ids[ent]
+    val = table.lp[ent] + lk[t_k, k_k].repeat_interleave(cnt)
+    # a hanzi read by several of a slot's syllables: log-sum-exp of its entries
+    key, inv = torch.unique(slot * table.n_chars + hz, return_inverse=True)   # sorted: by slot, then hanzi
+    top = torch.full((key.numel(),), float("-inf")).scatter_reduce(0, inv, val, "amax")
+    total = torch.zeros(key.numel()).scatter_add_(0, inv, (val - top[inv]).exp())
+    slot_u, hz_u = key // table.n_chars, key % table.n_chars
+    sc = (h[toks[slot_u]] * blocks.weight[hz_u]).sum(-1) + blocks.bias[hz_u] + top + total.log()
+    counts = torch.bincount(slot_u, minlength=toks.numel())
+    rank = torch.arange(key.numel()) - (torch.cumsum(counts, 0) - counts)[slot_u]
+    return hz_u, toks[slot_u], rank, sc

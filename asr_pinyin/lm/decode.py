@@ -359,9 +359,7 @@ class LanguageModel:
         p(syllable) * P(hanzi | syllable). So a final's pinyin agrees with its text when the
         language model took an acoustic alternative (a tone the acoustic model got wrong)."""
         table = self._cands_table()
-        ids = torch.tensor([slot_ids(syl) for syl, _ in slot])
-        rows = PinyinLM.prior_rows(ids[:, 0], ids[:, 1]).tolist()
-        scores = [table.lookup(r, cid) + math.log(max(p, 1e-30)) for r, (_, p) in zip(rows, slot)]
+        scores = [table.lookup(PinyinLM.prior_row(*slot_ids(syl)), cid) + math.log(max(p, 1e-30)) for syl, p in slot]
         return slot[max(range(len(slot)), key=scores.__getitem__)][0]
 
     def _cands_table(self):

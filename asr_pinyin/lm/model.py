@@ -62,6 +62,11 @@ class PinyinLM(nn.Module):
         return out
 
     @staticmethod
+    def prior_row(tonal: int, base: int) -> int:
+        """`prior_rows` for one syllable given as plain ints (no padding)."""
+        return tonal if tonal < N_TONAL else N_TONAL + min(base, N_BASE - 1)
+
+    @staticmethod
     def prior_rows(tonal, base) -> torch.Tensor:
         """[B,T,K] slots -> [B,T,K] rows of the prior table (PAD_ROW for padding)."""
         row = torch.where(tonal < N_TONAL, tonal, N_TONAL + base.clamp(max=N_BASE - 1))
