@@ -401,3 +401,16 @@ def test_scalar_row_and_lookup_match_the_tables(tiny):
     for r, c in list(zip(rows, cols)) + finite:
         assert table.lookup(r, c) == pytest.approx(float(prior[r, c]), abs=1e-6) or (
             table.lookup(r, c) == float("-inf") and not torch.isfinite(prior[r, c]))
+
+
+def test_convert_file_keeps_lines_around_undecodable_bytes(tiny, tmp_path, capsys):
+    """A line with bytes that are not UTF-8 is reported by number; the lines around it convert."""
+    from asr_pinyin.cli import main
+
+    lm, rows, d = tiny
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(rows[0]["pinyin"].encode() + b"\n\xff\xfe ni3\n" + rows[1]["pinyin"].encode() + b"\n")
+    assert main(["convert", "--model", str(d / "run" / "best.pt"), "--file", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.split("\n")[:3] == [lm.convert(rows[0]["pinyin"]).text, "", lm.convert(rows[1]["pinyin"]).text]
+    assert "line 2" in out.err

@@ -140,9 +140,16 @@ def _convert(args) -> int:
     return 0
 
 
+FILE_BLOCK = 4096  # input lines converted per batch by `convert --file` (output follows block by block)
+
+
 def _convert_file(args) -> int:
     """One conversion per input line (blank lines stay blank; a line that is not pinyin gets an
-    empty output line and a message on stderr naming its number): a bulk IME job."""
+    empty output line and a message on stderr naming its number): a bulk IME job. Lines are
+    read and converted in blocks, so a large file needs bounded memory and output starts early."""
+    import contextlib
+    import io
+    import itertools
     import sys
 
     from asr_pinyin.pinyin import PinyinError, segmentations
@@ -152,52 +159,58 @@ def _convert_file(args) -> int:
     if args.workers < 1:
         return _fail("--workers must be at least 1")
     try:
-        src = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with src:
-            lines = [ln.strip() for ln in src]
-    except (OSError, UnicodeDecodeError) as e:
-        return _fail(f"cannot read {args.file}: {e}")
-    try:
         hws = _hotwords(args.hotword)
-    except LMInputError as e:
+        # undecodable bytes become U+FFFD: that line is reported as not pinyin, the others convert
+        src = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if args.file == "-"
+               else open(args.file, encoding="utf-8", errors="replace"))
+    except (OSError, LMInputError) as e:
         return _fail(str(e))
-    readings, owner, bad = [], [], 0
-    for n, line in enumerate(lines):
-        if not line:
-            continue
-        try:
-            for r in segmentations(line, limit=3, toneless=args.toneless):
-                to_slots(r, args.toneless)  # validated here, so one bad line cannot fail the batch
-                readings.append(r)
-                owner.append(n)
-        except (PinyinError, LMInputError) as e:
-            print(f"line {n + 1}: {e}", file=sys.stderr)
-            bad += 1
-    convs = []
-    if readings:
-        try:
+    bad, done = 0, 0
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(src)
             if args.workers > 1:
                 from .pool import ConversionPool
 
-                with ConversionPool(args.model, workers=args.workers) as pool:
-                    convs = pool.convert_batch(readings, hotwords=hws, nbest=args.nbest, toneless=args.toneless)
+                converter = stack.enter_context(ConversionPool(args.model, workers=args.workers))
             else:
-                convs = _load(args.model).convert_batch(readings, hotwords=hws, nbest=args.nbest, toneless=args.toneless)
-        except (LMInputError, FileNotFoundError, RuntimeError, ValueError) as e:
-            return _fail(str(e))
-    best: dict[int, tuple[float, object]] = {}
-    for k, (n, conv) in enumerate(zip(owner, convs)):
-        score = _score(conv) - 1.0 * (k - owner.index(n))  # as for one input: earlier readings preferred
-        if n not in best or score > best[n][0]:
-            best[n] = (score, conv)
-    for n in range(len(lines)):
-        conv = best.get(n, (0, None))[1]
-        if conv is None:
-            print("")
-        elif args.nbest > 1:
-            print("\t".join(t for t, _ in conv.nbest))
-        else:
-            print(conv.text)
+                converter = _load(args.model)
+            while True:
+                lines = [ln.strip() for ln in itertools.islice(src, FILE_BLOCK)]
+                if not lines:
+                    break
+                readings, owner, first = [], [], {}
+                for n, line in enumerate(lines):
+                    if not line:
+                        continue
+                    try:
+                        for r in segmentations(line, limit=3, toneless=args.toneless):
+                            to_slots(r, args.toneless)  # checked here: one bad line cannot fail the block
+                            first.setdefault(n, len(readings))
+                            readings.append(r)
+                            owner.append(n)
+                    except (PinyinError, LMInputError) as e:
+                        print(f"line {done + n + 1}: {e}", file=sys.stderr)
+                        bad += 1
+                convs = converter.convert_batch(readings, hotwords=hws, nbest=args.nbest,
+                                                toneless=args.toneless) if readings else []
+                best: dict[int, tuple[float, object]] = {}
+                for k, (n, conv) in enumerate(zip(owner, convs)):
+                    score = _score(conv) - 1.0 * (k - first[n])  # as for one input: earlier readings preferred
+                    if n not in best or score > best[n][0]:
+                        best[n] = (score, conv)
+                for n in range(len(lines)):
+                    conv = best.get(n, (0.0, None))[1]
+                    if conv is None:
+                        print("")
+                    elif args.nbest > 1:
+                        print("\t".join(t for t, _ in conv.nbest))
+                    else:
+                        print(conv.text)
+                sys.stdout.flush()
+                done += len(lines)
+    except (LMInputError, FileNotFoundError, RuntimeError, ValueError, OSError) as e:
+        return _fail(str(e))
     return 1 if bad else 0
 
 
