@@ -22,7 +22,7 @@ from .hotwords import compile_hotwords, match_hotwords
 from .itn import itn
 from .model import PinyinLM
 from .ngram import Bigram, Lexicon, beam_search_batch, load_ngram, unpack
-from .scoring import gather_encoded, group_tensors, run_encoder, slot_ids, slot_tensors, windows
+from .scoring import encode_groups, group_tensors, slot_ids, slot_tensors, windows
 from .slots import LMInputError, Slot, to_slots
 from .vocab import PUNCT
 
@@ -112,8 +112,8 @@ class LanguageModel:
              int8: bool | None = None) -> "LanguageModel":
         """A shipped model (`models/lm/lm.pt` when `path` is None) or a training checkpoint;
         `ngram`: a file holding a bigram (from `export-lm`) to use instead of the one inside;
-        `int8`: the int8 encoder without an adapter (None: on CPUs whose torch runs it; same
-        accuracy as bf16 on dev, BENCHMARKS.md)."""
+        `int8`: the int8 encoder without an adapter (None: on CPUs where it is measured faster;
+        same accuracy as bf16 on dev, BENCHMARKS.md)."""
         from asr_pinyin.device import get_device
 
         path = Path(path) if path else DEFAULT_PATH
@@ -133,9 +133,9 @@ class LanguageModel:
             out.lexicon, out.lex_weight = Lexicon.from_state(unpack(lex)), float(ck.get("lex_weight", 0.0))
         # the fast copies are made before any adapter is injected into the fp32 model
         if int8 is None:
-            from .int8 import int8_supported
+            from .int8 import int8_pays_off
 
-            int8 = device.type == "cpu" and int8_supported()
+            int8 = device.type == "cpu" and int8_pays_off(out.bf16)
         if int8:
             from .int8 import Int8Encoder, traced
 
@@ -194,14 +194,13 @@ class LanguageModel:
         """Encoder outputs of a batch (windows of long inputs, length groups)."""
         pieces, where = windows(batch, self.model.cfg.max_len)
         groups = group_tensors(pieces, self.device)
-        return pieces, where, gather_encoded(groups, run_encoder(self._hidden(domain), groups), PinyinLM.prior_rows)
+        return pieces, where, encode_groups(self._hidden(domain), groups, PinyinLM.prior_rows)
 
     @torch.no_grad()
-    def _scores(self, batch: list[list[Slot]], domain: str | None = None, encoded=None):
+    def _scores(self, batch: list[list[Slot]], domain: str | None = None):
         """Per input: candidate hanzi ids [T,C], their logits (network + log prior) [T,C] (-inf:
-        padding) and punct log-probs [T,P] (see candidates.py). `encoded`: `_encode(batch)` if
-        already run."""
-        pieces, where, groups = encoded or self._encode(batch, domain)
+        padding) and punct log-probs [T,P] (see candidates.py)."""
+        pieces, where, groups = self._encode(batch, domain)
         blocks = self._blocks(domain)
         # candidates of all groups at once: fewer, larger per-row products
         ids, logits = candidate_scores(torch.cat([g.h for g in groups]), torch.cat([g.rows for g in groups]),

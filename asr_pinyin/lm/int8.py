@@ -31,11 +31,26 @@ class Int8Linear:
         return torch.addcmul(self.bias, torch._int_mm(q, self.weight).float().mul_(s), self.scale)
 
 
-def int8_supported() -> bool:
-    """Whether this torch build runs integer matrix products on the CPU."""
+def int8_pays_off(bf16: bool) -> bool:
+    """Whether int8 products beat the float ones this CPU would run otherwise (bf16 or fp32),
+    timed on the encoder's largest product (~10 ms). CPUs without VNNI run `_int_mm` on a slow
+    path, and a torch build may lack it on the CPU altogether."""
+    import time
+
     try:
-        torch._int_mm(torch.ones(17, 32, dtype=torch.int8), torch.ones(32, 32, dtype=torch.int8))
-        return True
+        a, w = torch.randn(256, 256), torch.randn(256, 1024)
+        qa, qw = a.to(torch.int8), w.to(torch.int8)
+        fa, fw = (a.bfloat16(), w.bfloat16()) if bf16 else (a, w)
+
+        def best(fn) -> float:
+            fn()
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            return min(times)
+        return best(lambda: torch._int_mm(qa, qw)) * 1.2 < best(lambda: fa @ fw)
     except (RuntimeError, AttributeError):
         return False
 

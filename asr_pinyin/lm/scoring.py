@@ -2,8 +2,7 @@
 
 Inputs longer than the model's positions are cut into overlapping windows; windows are sorted
 by length and encoded in groups of at most GROUP_TOKENS padded slots (little padding, bounded
-memory). `run_encoder` is the part that runs on torch alone, so `LanguageModel` can run it on a
-worker thread for the next chunk of a large batch while the Python search handles this one.
+memory); each group's real slots come back as one `Encoded` for the candidate head.
 """
 from __future__ import annotations
 
@@ -100,15 +99,11 @@ def group_tensors(pieces: list[list[Slot]], device) -> list[tuple[list[int], tup
 
 
 @torch.no_grad()
-def run_encoder(hidden, groups: list[tuple[list[int], tuple]]) -> list[tuple]:
-    """`hidden(tonal, base, prob)` on each group: the torch-only step (the encoder thread's job)."""
-    return [hidden(*tensors) for _, tensors in groups]
-
-
-@torch.no_grad()
-def gather_encoded(groups, outputs, prior_rows) -> list[Encoded]:
+def encode_groups(hidden, groups: list[tuple[list[int], tuple]], prior_rows) -> list[Encoded]:
+    """`hidden(tonal, base, prob)` on each group, kept for its real slots (padding dropped)."""
     out = []
-    for (idx, (tonal, base, prob)), (h, punct) in zip(groups, outputs):
+    for idx, (tonal, base, prob) in groups:
+        h, punct = hidden(tonal, base, prob)
         valid = (base[..., 0] != PAD_B).cpu()  # padding only at the end of each row
         out.append(Encoded(idx, h.float().cpu()[valid], prior_rows(tonal, base).cpu()[valid],
                            prob.cpu()[valid].clamp(min=1e-9).log(), punct.float().log_softmax(-1).cpu()))
