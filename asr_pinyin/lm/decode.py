@@ -32,6 +32,15 @@ N_CAND = 20  # network candidates per slot searched with the n-gram (toneless: t
 CHUNK = 256  # inputs per chunk of a large batch
 
 
+def batch_slots(inputs, hotwords, nbest: int, toneless: bool) -> tuple[list[Slot], tuple]:
+    """`convert_batch`'s arguments checked and normalised: (slots per input, compiled hotwords)."""
+    if not isinstance(nbest, int) or not 1 <= nbest <= 100:
+        raise LMInputError(f"nbest must be an integer from 1 to 100, not {nbest!r}")
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise LMInputError("convert_batch takes a non-empty list of inputs")
+    return [to_slots(x, toneless) for x in inputs], compile_hotwords(hotwords)
+
+
 @dataclass
 class CharResult:
     hanzi: str
@@ -136,12 +145,9 @@ class LanguageModel:
             from .int8 import int8_pays_off
 
             int8 = device.type == "cpu" and int8_pays_off(out.bf16)
-        if int8:
-            from .int8 import Int8Encoder, traced
-
-            out.int8, out._int8 = True, traced(Int8Encoder(model))
-        elif out.bf16:
-            out._bf16_model()
+        out.int8 = bool(int8)
+        if out.int8 or out.bf16:
+            out._hidden(None)  # the int8 or bf16 copy, made now
         return out
 
     # ---- network scores ------------------------------------------------------------------
@@ -179,7 +185,7 @@ class LanguageModel:
             if self._int8 is None:
                 from .int8 import Int8Encoder, traced
 
-                self._int8 = traced(Int8Encoder(self.model))  # tests switch int8 on after loading
+                self._int8 = traced(Int8Encoder(self.model))
             return self._int8
         if domain is None and self.bf16:
             fast = self._bf16_model()
@@ -229,12 +235,7 @@ class LanguageModel:
 
     def convert_batch(self, inputs: list, hotwords=None, nbest: int = 1, toneless: bool = False,
                       itn_numbers: bool = True, punctuation: bool = True) -> list[Conversion]:
-        if not isinstance(nbest, int) or not 1 <= nbest <= 100:
-            raise LMInputError(f"nbest must be an integer from 1 to 100, not {nbest!r}")
-        if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise LMInputError("convert_batch takes a non-empty list of inputs")
-        hws = compile_hotwords(hotwords)
-        return self.convert_slots([to_slots(x, toneless) for x in inputs], hws, nbest, itn_numbers, punctuation)
+        return self.convert_slots(*batch_slots(inputs, hotwords, nbest, toneless), nbest, itn_numbers, punctuation)
 
     def convert_slots(self, batch: list[list[Slot]], hws=(), nbest: int = 1, itn_numbers: bool = True,
                       punctuation: bool = True, fast: bool = False, domain: str | None = None) -> list[Conversion]:

@@ -46,8 +46,9 @@ def input_slots(syls: list[str], rng: random.Random, conf, toneless: bool, corru
 
 
 def evaluate(lm: LanguageModel | None, rows: list[dict], toneless: bool = False, corrupt: float = 0.0,
-             hotwords=None, batch: int = 256, seed: int = 0, domain: str | None = None, pool=None) -> dict:
-    """`pool`: a `pool.ConversionPool` to convert with instead of `lm` (several processes)."""
+             hotwords=None, seed: int = 0, domain: str | None = None, pool=None) -> dict:
+    """`pool`: a `pool.ConversionPool` to convert with instead of `lm` (several processes).
+    All sentences go in one call: the converter sorts them by length and chunks them itself."""
     from .hotwords import compile_hotwords
 
     refs = reference(rows)
@@ -57,15 +58,7 @@ def evaluate(lm: LanguageModel | None, rows: list[dict], toneless: bool = False,
     inputs = [input_slots(syls, rng, conf, toneless, corrupt) for _, syls, _ in refs]
     hws = compile_hotwords(hotwords)
     t0 = time.perf_counter()
-    if pool is not None:
-        convs = pool.convert_slots(inputs, hws, 1, False, True, domain=domain)
-    else:
-        convs = []
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-        for g in range(0, len(order), batch):
-            idx = order[g:g + batch]
-            convs.extend(zip(idx, lm.convert_slots([inputs[i] for i in idx], hws, 1, False, True, domain=domain)))
-        convs = [c for _, c in sorted(convs, key=lambda x: x[0])]
+    convs = (pool or lm).convert_slots(inputs, hws, 1, False, True, domain=domain)
     seconds = time.perf_counter() - t0
     right = total = sent_right = p_right = 0
     for (chars, _, puncts), conv in zip(refs, convs):

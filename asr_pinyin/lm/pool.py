@@ -16,9 +16,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .decode import Conversion
-from .hotwords import compile_hotwords
-from .slots import LMInputError, Slot, to_slots
+from .decode import Conversion, batch_slots
+from .slots import Slot
 
 _LM = None  # the worker's LanguageModel
 
@@ -65,7 +64,6 @@ class ConversionPool:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive integer, not {workers!r}")
         self.workers = workers
-        self.domains = frozenset(adapters or {})
         settings = {"model": str(model) if model else None, "threads": threads, "ngram_weight": ngram_weight,
                     "lex_weight": lex_weight, "adapters": {k: (str(p), m) for k, (p, m) in (adapters or {}).items()}}
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -84,20 +82,13 @@ class ConversionPool:
     def convert_batch(self, inputs: list, hotwords=None, nbest: int = 1, toneless: bool = False,
                       itn_numbers: bool = True, punctuation: bool = True, domain: str | None = None) -> list[Conversion]:
         """`LanguageModel.convert_batch` over the workers; same inputs, errors and results."""
-        if not isinstance(nbest, int) or not 1 <= nbest <= 100:
-            raise LMInputError(f"nbest must be an integer from 1 to 100, not {nbest!r}")
-        if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise LMInputError("convert_batch takes a non-empty list of inputs")
-        return self.convert_slots([to_slots(x, toneless) for x in inputs], compile_hotwords(hotwords), nbest,
-                                  itn_numbers, punctuation, domain)
+        return self.convert_slots(*batch_slots(inputs, hotwords, nbest, toneless), nbest, itn_numbers, punctuation,
+                                  domain)
 
     def convert_slots(self, batch: list[list[Slot]], hws=(), nbest: int = 1, itn_numbers: bool = True,
                       punctuation: bool = True, domain: str | None = None) -> list[Conversion]:
-        """`LanguageModel.convert_slots` over the workers, results in input order."""
-        if domain is not None and domain not in self.domains:
-            from asr_pinyin.finetune.lora import AdapterError
-
-            raise AdapterError(f"unknown domain adapter {domain!r} (loaded: {sorted(self.domains) or 'none'})")
+        """`LanguageModel.convert_slots` over the workers, results in input order (a worker's
+        error, such as an unknown `domain`, is raised here)."""
         order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
         # length-sorted shards, several per worker so that a long shard does not leave the others idle
         size = max(8, min(256, math.ceil(len(batch) / (4 * self.workers))))
