@@ -81,6 +81,43 @@ def test_chunk_by_chunk_equals_masked_full_forward(model, chunk, left):
     torch.testing.assert_close(online, full[0], atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("chunk,look", [(3, 2), (4, 1), (2, 5)])
+def test_lookahead_chunk_sees_its_right_context(model, chunk, look):
+    """A chunk with lookahead is computed like a masked forward whose chunks also see `look` frames
+    after them (exact for the first chunk; later ones keep the cache of the frames they already
+    committed, whose lookahead they saw then), and every frame is committed exactly once."""
+    torch.manual_seed(2)
+    feats = torch.randn(301, model.cfg.feat_dim)
+    S, R = model.subsample.stride, model.subsample.context
+    win = (chunk + look - 1) * S + R
+    with torch.no_grad():
+        ref, _ = model(feats[None, :win], torch.tensor([win]), chunk=chunk, lookahead=look)
+        no_look, _ = model(feats[None, :win], torch.tensor([win]), chunk=chunk)
+    st = model.init_state()
+    first = model.forward_chunk(feats[:win], st, -1, commit=chunk)
+    torch.testing.assert_close(first[:chunk], ref[0, :chunk], atol=1e-4, rtol=0)
+    assert (first[:chunk] - no_look[0, :chunk]).abs().max() > 1e-3    # the lookahead is used
+    assert st["offset"] == chunk and st["att"][0].shape[3] == chunk and st["conv"][0].shape[2] == model.cfg.conv_kernel - 1
+
+
+def test_stream_with_lookahead_any_pieces_every_frame_once(model):
+    wave = (np.random.default_rng(3).standard_normal(16000 * 3) * 0.1).astype(np.float32)
+    expected = int(model.subsample.out_lengths(torch.tensor([num_frames(wave.size)]))[0])
+    for look in (0, 160, 400):
+        outs = []
+        for piece in (2560, 1999):
+            s = AcousticStream(model, chunk_ms=320, lookahead_ms=look)
+            got = []
+            for p in range(0, wave.size, piece):
+                got += s.accept_waveform(wave[p:p + piece])
+                assert s.frames <= expected - s.lookahead         # lookahead frames are not final yet
+            got += s.flush()
+            assert s.frames == expected
+            last = {x.index: x for x in got}
+            outs.append([(x.syllable, x.start, x.end) for _, x in sorted(last.items())])
+        assert outs[0] == outs[1]                                  # same result whatever the pieces
+
+
 def test_full_context_equals_streaming_when_chunk_covers_utterance(model):
     feats = torch.randn(200, model.cfg.feat_dim)
     with torch.no_grad():
@@ -104,6 +141,9 @@ def test_chunk_mask_bounds_left_context():
     assert m[5].tolist() == [False, False, True, True, True, True]
     assert m[2].tolist() == [True, True, True, True, False, False]
     assert chunk_mask(6, 0, -1) is None
+    m = chunk_mask(6, 2, -1, lookahead=1)
+    assert m[0].tolist() == [True, True, True, False, False, False]
+    assert m[5].tolist() == [True] * 6
 
 
 def test_stream_bad_input_and_bounded_memory(model):

@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=["full", "streaming"], default="full")
     p.add_argument("--chunk-ms", type=int, default=640)
     p.add_argument("--left-ms", type=int, default=5120, help="streaming left context (-1: unlimited)")
+    p.add_argument("--lookahead-ms", type=int, default=0,
+                   help="streaming right context each chunk also sees (adds that much latency)")
     p.add_argument("--model", default=None, help="checkpoint (default models/am/model.pt)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
     p.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
@@ -110,7 +112,7 @@ def run_eval(args) -> int:
                 pass
     try:
         res = evaluate(model, utts, args.mode, args.chunk_ms, args.left_ms, args.decoding, texts=texts,
-                       lm_path=args.lm)
+                       lm_path=args.lm, lookahead_ms=args.lookahead_ms)
     except Exception as e:                # an unreadable audio file names itself in the message
         return _fail(str(e))
     res["skipped"] = {k: v for k, v in skipped.items() if v}

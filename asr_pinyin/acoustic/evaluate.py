@@ -64,9 +64,9 @@ def forward_full(model: AcousticModel, feats: list[torch.Tensor]) -> list[torch.
 
 @torch.no_grad()
 def transcribe_stream(model: AcousticModel, wave, chunk_ms: int = 640, left_ms: int = 5120,
-                      piece_s: float = 0.16, k: int = 5) -> list[Syllable]:
+                      piece_s: float = 0.16, k: int = 5, lookahead_ms: int = 0) -> list[Syllable]:
     """Streaming decoding: the audio arrives in `piece_s` pieces; the last update of each index wins."""
-    stream = AcousticStream(model, chunk_ms, left_ms, k)
+    stream = AcousticStream(model, chunk_ms, left_ms, k, lookahead_ms)
     out: dict[int, Syllable] = {}
     step = int(piece_s * 16000)
     for i in range(0, max(len(wave), 1), step):
@@ -104,7 +104,7 @@ def load_text_decoder(path=None):
 
 def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms: int = 640,
              left_ms: int = 5120, method: str = "greedy", batch: int = 8, texts: dict | None = None,
-             lm_path=None) -> dict:
+             lm_path=None, lookahead_ms: int = 0) -> dict:
     if mode not in ("full", "streaming"):
         raise ValueError(f"mode must be full or streaming, not {mode!r}")
     model.eval()
@@ -126,7 +126,7 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
         if mode == "full":
             hyps = transcribe_full(model, waves, method)
         else:
-            hyps = [transcribe_stream(model, w, chunk_ms, left_ms) for w in waves]
+            hyps = [transcribe_stream(model, w, chunk_ms, left_ms, lookahead_ms=lookahead_ms) for w in waves]
         compute += time.perf_counter() - t0
         for u, w, hyp in zip(group, waves, hyps):
             seconds += len(w) / 16000
@@ -154,5 +154,6 @@ def evaluate(model: AcousticModel, utts: list[Utt], mode: str = "full", chunk_ms
         "audio_seconds": round(seconds, 2),
         "mode": mode,
         "chunk_ms": chunk_ms if mode == "streaming" else None,
+        "lookahead_ms": lookahead_ms if mode == "streaming" else None,
         "decoding": method if mode == "full" else "greedy",
     }

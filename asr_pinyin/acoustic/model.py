@@ -92,13 +92,17 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x, rot, mask=None, cache=None, keep: int = -1):
+    def forward(self, x, rot, mask=None, cache=None, keep: int = -1, commit: int | None = None):
+        """`commit`: cache only the first `commit` frames of x (the rest is lookahead, seen now and
+        computed again with the next chunk); None: all of them."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
         q, k = rope(q, rot), rope(k, rot)
         if cache is not None:                                 # (2, B, H, Tc, Dh): rotated k, v
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
         new_cache = torch.stack([k, v])
+        if commit is not None:
+            new_cache = new_cache[:, :, :, : new_cache.shape[3] - (t - commit)]
         if keep >= 0:
             new_cache = new_cache[:, :, :, new_cache.shape[3] - min(keep, new_cache.shape[3]):]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
@@ -117,12 +121,13 @@ class CausalConv(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.pw2 = nn.Linear(d, d)
 
-    def forward(self, x, cache=None):                        # x (B, T, d); cache (B, d, k-1)
+    def forward(self, x, cache=None, commit: int | None = None):   # x (B, T, d); cache (B, d, k-1)
         h = F.glu(self.pw1(x), dim=-1).transpose(1, 2)
         if cache is None:
             cache = h.new_zeros(h.shape[0], h.shape[1], self.k - 1)
         h = torch.cat([cache, h], dim=2)
-        new_cache = h[:, :, h.shape[2] - (self.k - 1):]
+        end = h.shape[2] if commit is None else self.k - 1 + commit     # history up to the last committed frame
+        new_cache = h[:, :, end - (self.k - 1):end]
         h = self.dw(h).transpose(1, 2)
         return self.pw2(F.silu(self.norm(h))), new_cache
 
@@ -145,22 +150,25 @@ class ConformerBlock(nn.Module):
         self.conv = CausalConv(d, cfg.conv_kernel)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, rot, mask=None, att_cache=None, conv_cache=None, keep: int = -1):
+    def forward(self, x, rot, mask=None, att_cache=None, conv_cache=None, keep: int = -1,
+                commit: int | None = None):
         x = x + 0.5 * self.drop(self.ff1(x))
-        a, att_cache = self.att(self.norm_att(x), rot, mask, att_cache, keep)
+        a, att_cache = self.att(self.norm_att(x), rot, mask, att_cache, keep, commit)
         x = x + self.drop(a)
-        c, conv_cache = self.conv(self.norm_conv(x), conv_cache)
+        c, conv_cache = self.conv(self.norm_conv(x), conv_cache, commit)
         x = x + self.drop(c)
         x = x + 0.5 * self.drop(self.ff2(x))
         return self.norm_out(x), att_cache, conv_cache
 
 
-def chunk_mask(t: int, chunk: int, left_chunks: int, device=None) -> torch.Tensor | None:
-    """(T, T) bool: frame i sees frame j when j's chunk is i's or one of `left_chunks` before."""
+def chunk_mask(t: int, chunk: int, left_chunks: int, device=None, lookahead: int = 0) -> torch.Tensor | None:
+    """(T, T) bool: frame i sees frame j when j's chunk is i's or one of `left_chunks` before, or
+    j is among the `lookahead` frames after i's chunk."""
     if chunk <= 0 or chunk >= t and left_chunks < 0:
         return None
-    c = torch.arange(t, device=device) // chunk
-    ok = c[None, :] <= c[:, None]
+    pos = torch.arange(t, device=device)
+    c = pos // chunk
+    ok = pos[None, :] < (c[:, None] + 1) * chunk + lookahead
     if left_chunks >= 0:
         ok &= c[None, :] >= c[:, None] - left_chunks
     return ok
@@ -213,10 +221,11 @@ class AcousticModel(nn.Module):
         return 0.01 * self.subsample.stride
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: int = 0,
-                left_chunks: int = -1, inter_layer: int = 0):
+                left_chunks: int = -1, inter_layer: int = 0, lookahead: int = 0):
         """(B, T, feat_dim) raw features -> (B, T', V) log-probs and output lengths.
 
-        chunk <= 0: full context; otherwise chunked attention with `left_chunks` (<0: unlimited).
+        chunk <= 0: full context; otherwise chunked attention with `left_chunks` (<0: unlimited)
+        and `lookahead` frames of right context after each chunk.
         inter_layer > 0 (training): also the head's log-probs on that layer's output, third.
         """
         x = self.cmvn(feats)
@@ -226,7 +235,7 @@ class AcousticModel(nn.Module):
         t = x.shape[1]
         pos = torch.arange(t, device=x.device)
         valid = pos[None] < out_len[:, None]                                  # (B, T')
-        mask = chunk_mask(t, chunk, left_chunks, x.device)
+        mask = chunk_mask(t, chunk, left_chunks, x.device, lookahead)
         key_ok = valid[:, None, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)
         mask = key_ok if mask is None else key_ok & mask
         rot = rope_angles(pos, self.cfg.d_model // self.cfg.n_heads)
@@ -244,11 +253,14 @@ class AcousticModel(nn.Module):
         return {"att": [None] * len(self.layers), "conv": [None] * len(self.layers), "offset": 0}
 
     @torch.inference_mode()
-    def forward_chunk(self, feats: torch.Tensor, state: dict, keep: int = -1) -> torch.Tensor:
+    def forward_chunk(self, feats: torch.Tensor, state: dict, keep: int = -1,
+                      commit: int | None = None) -> torch.Tensor:
         """Raw feature window (T, feat_dim) for one chunk -> (T', V) log-probs; updates `state`.
 
         The window holds (C-1)*stride + context frames for C output frames (fewer at the end);
         the caller advances by C*stride frames. `keep` = left-context frames cached (<0: all).
+        `commit` < T': only the first `commit` output frames are final and cached; the others are
+        lookahead (right context the committed frames attend to), fed again with the next chunk.
         """
         x = self.embed(self.cmvn(feats.to(self.cmvn.mean.device)).unsqueeze(0))
         t = x.shape[1]
@@ -256,10 +268,11 @@ class AcousticModel(nn.Module):
             return x.new_zeros(0, self.cfg.vocab_size)
         pos = torch.arange(state["offset"], state["offset"] + t, device=x.device)
         rot = rope_angles(pos, self.cfg.d_model // self.cfg.n_heads)
+        commit = t if commit is None else min(commit, t)
         for i, layer in enumerate(self.layers):
             x, state["att"][i], state["conv"][i] = layer(x, rot, None, state["att"][i],
-                                                         state["conv"][i], keep)
-        state["offset"] += t
+                                                         state["conv"][i], keep, commit)
+        state["offset"] += commit
         return self.logits(self.final_norm(x[0])).log_softmax(-1)
 
 

@@ -5,6 +5,10 @@ buffer < one chunk, the encoder caches `left` frames per layer, the decoder one 
 Decoding is greedy: a syllable is fixed once a different unit follows it; the one still open
 at the end of a chunk is returned too and may be returned again, updated, under the same
 `index` (its end time and confidence can still change).
+
+`lookahead_ms` > 0 lets each chunk's frames attend to that much audio after the chunk (right
+context, as Emformer's): a syllable cut by a chunk edge is decoded with the rest of its pitch
+contour. It adds that much latency; the lookahead frames are computed again with the next chunk.
 """
 from __future__ import annotations
 
@@ -18,14 +22,16 @@ from .model import AcousticModel
 
 
 class AcousticStream:
-    def __init__(self, model: AcousticModel, chunk_ms: int = 640, left_ms: int = 5120, k: int = 5):
+    def __init__(self, model: AcousticModel, chunk_ms: int = 640, left_ms: int = 5120, k: int = 5,
+                 lookahead_ms: int = 0):
         self.model = model.eval()
         shift_ms = model.frame_shift * 1000
         self.chunk = max(1, round(chunk_ms / shift_ms))                       # output frames
+        self.lookahead = max(0, round(lookahead_ms / shift_ms))               # output frames
         self.keep = -1 if left_ms < 0 else self.chunk * max(0, math.ceil(left_ms / (shift_ms * self.chunk)))
         self.k = k
         sub = model.subsample
-        self.window = (self.chunk - 1) * sub.stride + sub.context            # fbank frames per chunk
+        self.window = (self.chunk + self.lookahead - 1) * sub.stride + sub.context   # fbank frames per call
         self.advance = self.chunk * sub.stride
         self.frontend = StreamingFeatures(model.cfg.n_mels, model.cfg.pitch)
         self.feats = torch.zeros(0, model.cfg.feat_dim)
@@ -46,20 +52,21 @@ class AcousticStream:
         self.feats = torch.cat([self.feats, feats])
         out = []
         while self.feats.shape[0] >= self.window:
-            out += self._run(self.feats[: self.window])
+            out += self._run(self.feats[: self.window], self.chunk)
             self.feats = self.feats[self.advance:]
         return out + self._open_syllable()
 
     def flush(self) -> list[Syllable]:
         """End of audio: decode what is left and close the open syllable."""
-        out = self._run(self.feats) if self.feats.shape[0] else []
+        out = self._run(self.feats) if self.feats.shape[0] else []    # all of it final
         self.feats = self.feats[:0]
         if self.open:
             out.append(self._close())
         return out
 
-    def _run(self, window: torch.Tensor) -> list[Syllable]:
-        lp = self.model.forward_chunk(window, self.state, self.keep).cpu()
+    def _run(self, window: torch.Tensor, commit: int | None = None) -> list[Syllable]:
+        lp = self.model.forward_chunk(window, self.state, self.keep, commit).cpu()
+        lp = lp if commit is None else lp[:commit]
         out = []
         best, arg = lp.max(-1)
         for t, (p, u) in enumerate(zip(best.tolist(), arg.tolist())):
