@@ -4,7 +4,8 @@
 
 Sets (data/speech, from `asr-pinyin speech synth`): test (unseen sentences and voice settings),
 test_noisy (the same utterances with noise and rooms), heldout_voice/test (the klatt voice family,
-never in training). Modes: full context, streaming at 640 and 320 ms chunks (5.12 s left context).
+never in training). Modes: full context, streaming at 640 and 320 ms chunks (5.12 s left context), and 640 ms chunks
+that also see 160 ms after them (lookahead: 160 ms more latency).
 CER runs the language stage (models/lm/lm.pt) on the acoustic top-k slots; "SER after LM" scores
 the readings of the hanzi it chose (what a recognizer final reports as pinyin).
 """
@@ -21,8 +22,10 @@ from asr_pinyin.acoustic.dataset import read_manifest
 from asr_pinyin.acoustic.evaluate import evaluate
 from asr_pinyin.acoustic.model import load_model
 
-RUNS = [("test", "full", 0), ("test", "streaming", 640), ("test", "streaming", 320),
-        ("test_noisy", "full", 0), ("test_noisy", "streaming", 640), ("heldout_voice/test", "full", 0)]
+# (set, mode, chunk ms, lookahead ms): lookahead = right context each streaming chunk also sees
+RUNS = [("test", "full", 0, 0), ("test", "streaming", 640, 0), ("test", "streaming", 640, 160),
+        ("test", "streaming", 320, 0), ("test_noisy", "full", 0, 0), ("test_noisy", "streaming", 640, 0),
+        ("heldout_voice/test", "full", 0, 0)]
 
 
 def texts_of(path: str) -> dict:
@@ -46,13 +49,13 @@ def main() -> None:
         load_adapter(model, args.adapter, "adapter", "am")
         use_adapter_now(model, "adapter")
     rows = []
-    for split, mode, chunk in RUNS:
+    for split, mode, chunk, look in RUNS:
         path = f"{args.data}/{split}.jsonl"
         utts = read_manifest(path)[0]
         if args.limit:
             utts = utts[: args.limit]
         t0 = time.time()
-        r = evaluate(model, utts, mode, chunk or 640, texts=texts_of(path))
+        r = evaluate(model, utts, mode, chunk or 640, texts=texts_of(path), lookahead_ms=look)
         r.update(split=split, wall_s=round(time.time() - t0, 1))
         print(json.dumps(r), flush=True)
         rows.append(r)
@@ -60,7 +63,8 @@ def main() -> None:
     print("| set | mode | SER tonal | SER toneless | CER | SER after LM | RTF | utterances | hours |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        mode = r["mode"] + (f" {r['chunk_ms']} ms" if r["chunk_ms"] else "")
+        mode = r["mode"] + (f" {r['chunk_ms']} ms" if r["chunk_ms"] else "") \
+            + (f" + {r['lookahead_ms']} ms lookahead" if r.get("lookahead_ms") else "")
         cer = f"{100 * r['cer']:.2f} %" if r["cer"] is not None else "-"
         after = r.get("syllable_error_rate_after_lm")
         after = f"{100 * after:.2f} %" if after is not None else "-"
