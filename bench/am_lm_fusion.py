@@ -44,7 +44,7 @@ def log_probs(model_path: str, utts, batch: int = 8) -> list[torch.Tensor]:
     out = []
     for b in range(0, len(utts), batch):
         waves = [load_wave(u.audio) for u in utts[b:b + batch]]
-        lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves])
+        lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch_kind) for w in waves])
         out += [lp.half() for lp in lps]
         print(f"  decoded {len(out)}/{len(utts)}", end="\r", file=sys.stderr)
     return out

@@ -97,15 +97,34 @@ def test_pitch_features_tell_rising_falling_level_and_silence():
     assert quiet.shape == (98, 3) and float(quiet[:, 0].max()) < 0.05
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_streaming_features_with_pitch_equal_offline(seed):
+def test_pitch_v2_holds_through_unvoiced_frames_and_ignores_octave_glitches():
+    from asr_pinyin.acoustic.frontend import SLOPE_CLIP, pitch
+
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal(4000) * 0.05).astype(np.float32)          # 250 ms unvoiced
+    x = np.concatenate([glide(100, 100, 1.0), noise, glide(100, 100, 0.5)])
+    v1, v2 = pitch(x, 1), pitch(x, 2)
+    unvoiced = slice(102, 118)                                              # inside the noise
+    assert float(v1[unvoiced, 0].max()) < 0.5                               # both see no voicing
+    assert float(v1[unvoiced, 1].abs().max()) > 0.2                         # v1: the noise's random lag
+    assert float(v2[unvoiced, 1].abs().max()) < 0.05                        # v2: the 100 Hz track held
+    assert float(v2[:, 2].abs().max()) <= SLOPE_CLIP + 1e-6
+    # one voiced frame an octave off (a 10 ms burst at 200 Hz inside 100 Hz) moves v2 by nothing
+    burst = np.concatenate([glide(100, 100, 0.6), glide(200, 200, 0.012), glide(100, 100, 0.4)])
+    assert float(pitch(burst, 2)[55:, 1].abs().max()) < 0.05
+    # and it still tells rising from falling, as v1 does
+    assert float(pitch(glide(90, 140), 2)[10:, 2].mean()) > 0.003 > -0.003 > float(pitch(glide(140, 90), 2)[10:, 2].mean())
+
+
+@pytest.mark.parametrize("seed,version", [(0, 1), (1, 1), (0, 2), (1, 2)])
+def test_streaming_features_with_pitch_equal_offline(seed, version):
     from asr_pinyin.acoustic.frontend import StreamingFeatures, features
 
     rng = np.random.default_rng(seed)
     x = np.concatenate([glide(100, 150), (rng.standard_normal(5000) * 0.05).astype(np.float32),
                         glide(200, 120, 1.2), np.zeros(int(rng.integers(0, 500)), np.float32)])
-    offline = features(x, 80, with_pitch=True)
-    online = feed_in_random_pieces(StreamingFeatures(80, with_pitch=True), x, rng)
+    offline = features(x, 80, with_pitch=version)
+    online = feed_in_random_pieces(StreamingFeatures(80, with_pitch=version), x, rng)
     assert online.shape == offline.shape == (num_frames(len(x)), 83)
     torch.testing.assert_close(online, offline, atol=1e-4, rtol=0)
     assert torch.isfinite(offline).all()

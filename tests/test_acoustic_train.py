@@ -164,3 +164,18 @@ def test_warm_start_adds_pitch_and_factored_head_to_a_trained_model(trained, man
     cfg2 = tiny_config(manifest, tmp_path / "nopitch", init_from=str(tmp_path / "pitch" / "model.pt"))
     with pytest.raises(Exception, match="differs"):
         Trainer(cfg2)
+    # pitch features version 1 -> 2: fbank CMVN and voicing/level weights kept, the pitch dims'
+    # CMVN estimated on the new features, the slope's weights from zero
+    cfg3 = tiny_config(manifest, tmp_path / "v2", init_from=str(tmp_path / "pitch" / "model.pt"), max_steps=2,
+                       log_every=1, save_every=2, average_last=1, augment_after=0)
+    cfg3.model = dataclasses.replace(tuned.cfg, pitch_version=2)
+    t3 = Trainer(cfg3)
+    torch.testing.assert_close(t3.model.cmvn.mean[:80], tuned.cmvn.mean[:80].float())
+    assert not torch.allclose(t3.model.cmvn.istd[80:], tuned.cmvn.istd[80:].float())
+    w_old = tuned.pitch.proj.weight.detach().float().view(-1, tuned.pitch.stride, 3)
+    w_new = t3.model.pitch.proj.weight.detach().view(-1, tuned.pitch.stride, 3)
+    assert float(w_new[:, :, 2].abs().max()) == 0.0
+    torch.testing.assert_close(w_new[:, :, :2], w_old[:, :, :2])
+    t3.run()
+    v2 = load_model(tmp_path / "v2" / "model.pt")
+    assert v2.cfg.pitch_version == 2 and v2.cfg.pitch_kind == 2 and tuned.cfg.pitch_kind == 1

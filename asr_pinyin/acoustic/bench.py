@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     utts, _ = read_manifest(args.manifest)
     batches = dynamic_batches(utts, cfg.data.batch_seconds, 0, 0)
     batches.sort(key=lambda b: -sum(utts[i].duration for i in b))
-    ds = TrainSet(utts, batches, cfg.augment, cfg.model.n_mels, pitch=cfg.model.pitch)
+    ds = TrainSet(utts, batches, cfg.augment, cfg.model.n_mels, pitch=cfg.model.pitch_kind)
     ds[0]                                                    # warm up imports and kernels
     data_cpu, data_wall = timed(lambda: ds[0])
     x, lengths, y, ylen = ds[0]

@@ -38,12 +38,20 @@ class ModelConfig:
     # Explicit pitch features (voicing, relative log F0, slope) beside the fbank, for the tones:
     # each output frame adds a linear map of its 8 frames of pitch to the subsampled fbank.
     pitch: bool = False
+    # 1: the first pitch features; 2: a held, de-glitched track and a clipped 40 ms slope
+    # (frontend.py, "Version 2"). Checkpoints without the field are version 1.
+    pitch_version: int = 1
     # Tones shared across syllables: each tonal unit's logit also gets a term for its base
     # syllable and one for its tone, from two small zero-initialised heads. With one output per
     # tonal syllable alone, a rare syllable learns its tone from its own few examples: on dev,
     # tonal units seen < 300 times in training had their tone right 36-57 % of the time, frequent
     # ones 91-96 %. The shared tone head learns "tone 3" from every tone-3 syllable.
     factored_head: bool = False
+
+    @property
+    def pitch_kind(self) -> int:
+        """What `features(..., with_pitch=)` takes: 0 no pitch, else the pitch version."""
+        return self.pitch_version if self.pitch else 0
 
     @property
     def feat_dim(self) -> int:

@@ -157,7 +157,7 @@ class TrainSet(torch.utils.data.Dataset):
     """One item = one whole batch (the batch sampler lives in `dynamic_batches`)."""
 
     def __init__(self, utts: list[Utt], batches: list[list[int]], aug: AugmentConfig | None,
-                 n_mels: int = 80, seed: int = 0, clean_batches: int = 0, pitch: bool = False):
+                 n_mels: int = 80, seed: int = 0, clean_batches: int = 0, pitch: int = 0):
         """`clean_batches`: the first this many batches get speed perturbation only (no noise/room)."""
         self.utts, self.batches, self.aug, self.n_mels, self.seed = utts, batches, aug, n_mels, seed
         self.clean_batches = clean_batches
@@ -182,7 +182,7 @@ class TrainSet(torch.utils.data.Dataset):
                 wave = AF.speed(torch.from_numpy(wave), SAMPLE_RATE, factor)[0].numpy()
             if self.extra is not None and not clean:
                 wave = self.extra(wave, SAMPLE_RATE, rng)
-        return features(wave, self.n_mels, self.pitch)
+        return features(wave, self.n_mels, self.pitch)   # 0, or the pitch version (ModelConfig.pitch_kind)
 
     def __getitem__(self, b: int):
         rng = np.random.default_rng([self.seed, b, torch.initial_seed() % 2**31])

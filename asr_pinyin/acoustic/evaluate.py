@@ -44,7 +44,7 @@ def transcribe_full(model: AcousticModel, waves: list, method: str = "greedy", k
     if any(len(w) > max_full_s * 16000 for w in waves):
         return [transcribe_stream(model, w, 16000, 16000, 16.0, k) if len(w) > max_full_s * 16000
                 else transcribe_full(model, [w], method, k)[0] for w in waves]
-    lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch) for w in waves])
+    lps = forward_full(model, [features(w, model.cfg.n_mels, model.cfg.pitch_kind) for w in waves])
     return [decode(lp, method, model.frame_shift, k) if lp.numel() else [] for lp in lps]
 
 

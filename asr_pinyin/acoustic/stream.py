@@ -33,7 +33,7 @@ class AcousticStream:
         sub = model.subsample
         self.window = (self.chunk + self.lookahead - 1) * sub.stride + sub.context   # fbank frames per call
         self.advance = self.chunk * sub.stride
-        self.frontend = StreamingFeatures(model.cfg.n_mels, model.cfg.pitch)
+        self.frontend = StreamingFeatures(model.cfg.n_mels, model.cfg.pitch_kind)
         self.feats = torch.zeros(0, model.cfg.feat_dim)
         self.state = model.init_state()
         self.frames = 0                    # output frames decoded so far

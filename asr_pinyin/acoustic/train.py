@@ -47,7 +47,7 @@ def sample_chunk(step: int, cfg) -> tuple[int, int]:
 
 
 def estimate_cmvn(model: AcousticModel, utts, n: int, seed: int) -> None:
-    ds = TrainSet(utts, [], None, model.cfg.n_mels, pitch=model.cfg.pitch)
+    ds = TrainSet(utts, [], None, model.cfg.n_mels, pitch=model.cfg.pitch_kind)
     pick = np.random.default_rng(seed).permutation(len(utts))[:n]
     model.cmvn.set_stats(*accumulate_stats(ds.features(utts[i], None) for i in pick))
 
@@ -97,14 +97,21 @@ class Trainer:
             # factored head: those parts start at zero, so training starts at the old accuracy
             added = {f: getattr(cfg.model, f) and not getattr(init.cfg, f) for f in GROWABLE}
             grown = {**dataclasses.asdict(init.cfg), **{f: True for f, on in added.items() if on}}
+            # or it may change the pitch features' version (same three dimensions, cleaner values)
+            new_pitch = init.cfg.pitch and cfg.model.pitch and init.cfg.pitch_version != cfg.model.pitch_version
+            grown["pitch_version"] = cfg.model.pitch_version if added["pitch"] or new_pitch else grown["pitch_version"]
             if grown != dataclasses.asdict(cfg.model):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
             sd = init.state_dict()
-            if added["pitch"]:   # fbank weights and CMVN kept, the CMVN of the pitch dims estimated
+            if added["pitch"] or new_pitch:   # fbank weights and CMVN kept, the pitch dims' CMVN estimated
                 estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
                 n = cfg.model.n_mels
                 for k in ("cmvn.mean", "cmvn.istd"):
-                    sd[k] = torch.cat([sd[k], self.model.state_dict()[k][n:]])
+                    sd[k] = torch.cat([sd[k][:n], self.model.state_dict()[k][n:]])
+            if new_pitch:   # the slope was noise in version 1: its weights start again from zero
+                w = sd["pitch.proj.weight"].clone()
+                w.view(w.shape[0], -1, 3)[:, :, 2] = 0
+                sd["pitch.proj.weight"] = w
             missing, unexpected = self.model.load_state_dict(sd, strict=False)
             new_parts = tuple(p for f, on in added.items() if on for p in GROWABLE[f])
             assert not unexpected and all(k.startswith(new_parts) for k in missing), (missing, unexpected)
@@ -275,7 +282,7 @@ class Trainer:
             batches = dynamic_batches(self.utts, self.cfg.data.batch_seconds, self.epoch, tc.seed,
                                       self.rank, self.world, sortagrad=tc.sortagrad and self.epoch == 0)
             ds = TrainSet(self.utts, batches[self.batch_in_epoch:], self.cfg.augment,
-                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch, pitch=self.cfg.model.pitch,
+                          self.cfg.model.n_mels, seed=tc.seed * 1000 + self.epoch, pitch=self.cfg.model.pitch_kind,
                           clean_batches=max(0, tc.augment_after - self.step))
             loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.data.num_workers,
                                                  worker_init_fn=lambda _: torch.set_num_threads(1))

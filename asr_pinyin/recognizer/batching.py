@@ -97,7 +97,7 @@ class SegmentState:
     """One segment's acoustic state: fbank remainder, pending features, caches, greedy decoder."""
 
     def __init__(self, model, n_mels: int):
-        self.frontend = StreamingFeatures(n_mels, model.cfg.pitch)
+        self.frontend = StreamingFeatures(n_mels, model.cfg.pitch_kind)
         self.feats = torch.zeros(0, model.cfg.feat_dim)
         self.model_state = model.init_state()
         self.frames = 0
