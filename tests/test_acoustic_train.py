@@ -78,11 +78,17 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path, capsys, manifest):
 def test_schedule_and_dynamic_chunks():
     cfg = load_config("synth").train
     assert lr_at(0, cfg) < lr_at(cfg.warmup_steps, cfg) and lr_at(cfg.max_steps, cfg) == pytest.approx(cfg.min_lr)
-    assert all(sample_chunk(s, cfg) == (0, -1) for s in range(cfg.chunk_after))   # full context first
-    picks = [sample_chunk(s, cfg) for s in range(cfg.chunk_after, cfg.chunk_after + 400)]
-    full = sum(c == 0 for c, _ in picks)
+    assert all(sample_chunk(s, cfg) == (0, -1, 0) for s in range(cfg.chunk_after))   # full context first
+    steps = range(cfg.chunk_after, cfg.chunk_after + 400)
+    picks = [sample_chunk(s, cfg) for s in steps]
+    full = sum(c == 0 for c, _, _ in picks)
     assert 120 < full < 280                                   # about half the batches full context
-    assert all(1 <= c <= cfg.max_chunk_frames for c, _ in picks if c)
+    assert all(1 <= c <= cfg.max_chunk_frames for c, _, _ in picks if c)
+    assert {look for _, _, look in picks} == {0}              # no lookahead unless asked for
+    import dataclasses
+    ahead = [sample_chunk(s, dataclasses.replace(cfg, max_lookahead_frames=3)) for s in steps]
+    assert [p[:2] for p in ahead] == [p[:2] for p in picks]   # the same chunks as before
+    assert {look for c, _, look in ahead if c} == {0, 1, 2, 3} and all(look == 0 for c, _, look in ahead if not c)
 
 
 def test_torchrun_two_gloo_processes(manifest, tmp_path):

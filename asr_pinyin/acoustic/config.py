@@ -101,6 +101,7 @@ class TrainConfig:
     dynamic_chunk_prob: float = 0.5
     max_chunk_frames: int = 12       # random chunk size in output frames, 1..max
     max_left_chunks: int = 8         # random bounded left context, 1..max chunks (or unlimited)
+    max_lookahead_frames: int = 0    # >0: chunked batches also see 0..max frames after each chunk
     chunk_after: int = 0             # full context only before this step (chunks once CTC has aligned)
     inter_ctc_layer: int = 0         # >0: also a CTC loss on this layer's output (same head)
     inter_ctc_weight: float = 0.0

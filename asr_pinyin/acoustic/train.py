@@ -37,13 +37,15 @@ def lr_at(step: int, cfg) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
 
 
-def sample_chunk(step: int, cfg) -> tuple[int, int]:
-    """(chunk frames, left chunks) for this step, identical on every rank (seeded by step)."""
+def sample_chunk(step: int, cfg) -> tuple[int, int, int]:
+    """(chunk frames, left chunks, lookahead frames) for this step, identical on every rank
+    (seeded by step; the lookahead is drawn last, so recipes without it draw what they did)."""
     rng = random.Random(cfg.seed * 1_000_003 + step)
     if rng.random() >= cfg.dynamic_chunk_prob or step < cfg.chunk_after:
-        return 0, -1
+        return 0, -1, 0
     left = rng.randint(1, cfg.max_left_chunks) if rng.random() < 0.5 else -1
-    return rng.randint(1, cfg.max_chunk_frames), left
+    chunk = rng.randint(1, cfg.max_chunk_frames)
+    return chunk, left, rng.randint(0, cfg.max_lookahead_frames) if cfg.max_lookahead_frames > 0 else 0
 
 
 def estimate_cmvn(model: AcousticModel, utts, n: int, seed: int) -> None:
@@ -218,10 +220,10 @@ class Trainer:
             n = model.cfg.n_mels
             fb = spec_augment(x[..., :n], self.cfg.augment, float(model.cmvn.mean[:n].mean()))
             x = torch.cat([fb, x[..., n:]], -1) if x.shape[-1] > n else fb
-        chunk, left = sample_chunk(self.step, tc)
+        chunk, left, look = sample_chunk(self.step, tc)
         self.ddp.train()
         inter = tc.inter_ctc_layer if tc.inter_ctc_weight > 0 else 0
-        out = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left, inter)
+        out = self.ddp(x.to(self.device), lengths.to(self.device), chunk, left, inter, look)
         lp, out_len = out[0], out[1]
         y, ylen = y.to(self.device), ylen.to(self.device)
         loss = F.ctc_loss(lp.transpose(0, 1), y, out_len, ylen, blank=0, reduction="sum",
