@@ -3,7 +3,7 @@
 Why: in real text a syllable mostly comes with one tone (`de5`, `shi4`, `men5`), so a model
 trained on sentences alone can score well by remembering each syllable's usual tone and reading
 little pitch. Measured on the stage-4 model (bench/am_errors.py): tones right 95 % of the time on
-syllables seen 3,000+ times in training, 38 % on those seen < 100 times; on the espeak test voices
+syllables seen 3,000+ times in training, 43 % on those seen < 100 times; on the espeak test voices
 the tone-only errors are 12-23 % whatever the pitch, range and context (runs of BENCHMARKS.md,
 "Tones"). Here every base syllable comes with each of its real tones equally often, so only the
 pitch tells them apart. espeak reads numbered pinyin, so these need no hanzi.
