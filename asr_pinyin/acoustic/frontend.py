@@ -148,15 +148,20 @@ def _leaky_sum(x: np.ndarray, start: float) -> np.ndarray:
     return out
 
 
+def _speaker_level(voicing: np.ndarray, log_f0: np.ndarray, num0: float, den0: float):
+    """The speaker's recent log F0: voicing-weighted moving average with a prior; also the sums."""
+    w = voicing ** 2
+    num = _leaky_sum(w * log_f0, num0)
+    den = _leaky_sum(w, den0)
+    return (num + PRIOR_WEIGHT * PRIOR_LOG_F0) / (den + PRIOR_WEIGHT), num[-1], den[-1]
+
+
 def _pitch_features(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """Raw pitch -> (n, 3) features; `state` = [weighted sum, weight, previous log F0] carries on."""
-    w = voicing ** 2
-    num = _leaky_sum(w * log_f0, state[0])
-    den = _leaky_sum(w, state[1])
-    level = (num + PRIOR_WEIGHT * PRIOR_LOG_F0) / (den + PRIOR_WEIGHT)
+    level, num, den = _speaker_level(voicing, log_f0, state[0], state[1])
     prev = np.concatenate([[state[2]], log_f0[:-1]])
     feats = np.stack([voicing, log_f0 - level, (log_f0 - prev) * voicing], 1)
-    return torch.from_numpy(feats).float(), np.array([num[-1], den[-1], log_f0[-1]])
+    return torch.from_numpy(feats).float(), np.array([num, den, log_f0[-1]])
 
 
 # Version 2 (`model.pitch_version = 2`). Version 1 measured on 40 dev utterances: in unvoiced
@@ -177,25 +182,23 @@ def _pitch_features_v2(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarra
     """Raw pitch -> (n, 3) [voicing, held log F0 - speaker level, slope]; `state` carries on:
     [weighted sum, weight, held, voiced run length, last 2 voiced values, held values of the last
     SLOPE_SPAN frames]."""
-    num, den, held, run = (float(x) for x in state[:4])
+    held, run = float(state[2]), float(state[3])
     recent = [float(v) for v in state[4:6] if not np.isnan(v)]
-    past = [float(v) for v in state[6:6 + SLOPE_SPAN]]          # oldest first
-    out = np.empty((len(voicing), 3))
-    for i, (v, lf) in enumerate(zip(voicing.tolist(), log_f0.tolist())):
+    track, runs = np.empty(len(voicing)), np.empty(len(voicing))
+    for i, (v, lf) in enumerate(zip(voicing.tolist(), log_f0.tolist())):   # sequential: a loop
         if v >= VOICED:
             recent = (recent + [lf])[-3:]
             held = sorted(recent)[1] if len(recent) == 3 else lf
             run += 1
         else:
             run = 0
-        w = v * v
-        num, den = held * w + MEAN_DECAY * num, w + MEAN_DECAY * den
-        level = (num + PRIOR_WEIGHT * PRIOR_LOG_F0) / (den + PRIOR_WEIGHT)
-        slope = min(max((held - past[0]) / SLOPE_SPAN, -SLOPE_CLIP), SLOPE_CLIP) if run > SLOPE_SPAN else 0.0
-        past = past[1:] + [held]
-        out[i] = (v, held - level, slope)
+        track[i], runs[i] = held, run
+    level, num, den = _speaker_level(voicing, track, state[0], state[1])
+    past = np.concatenate([state[6:6 + SLOPE_SPAN], track])                 # oldest first
+    slope = np.clip((track - past[: len(track)]) / SLOPE_SPAN, -SLOPE_CLIP, SLOPE_CLIP) * (runs > SLOPE_SPAN)
+    feats = np.stack([voicing, track - level, slope], 1)
     recent = ([float("nan")] * 2 + recent)[-2:]
-    return torch.from_numpy(out).float(), np.array([num, den, held, min(run, 1e6), *recent, *past])
+    return torch.from_numpy(feats).float(), np.array([num, den, held, min(run, 1e6), *recent, *past[-SLOPE_SPAN:]])
 
 
 def pitch_state(version: int = 1) -> np.ndarray:
@@ -205,6 +208,8 @@ def pitch_state(version: int = 1) -> np.ndarray:
 
 
 def _pitch_step(version: int):
+    if version not in (1, 2):
+        raise ValueError(f"pitch features version must be 1 or 2, not {version!r}")
     return _pitch_features_v2 if version == 2 else _pitch_features
 
 
@@ -234,7 +239,7 @@ class StreamingFeatures:
         self.dim = n_mels + (PITCH_DIM if with_pitch else 0)
         self.buf = torch.zeros(PITCH_PAD if with_pitch else 0)   # pitch windows start PITCH_PAD earlier
         self.state = pitch_state(self.with_pitch)
-        self._step = _pitch_step(self.with_pitch)
+        self._step = _pitch_step(self.with_pitch) if with_pitch else None
 
     def accept(self, samples) -> torch.Tensor:
         x = sanitize(samples)

@@ -259,8 +259,9 @@ class AcousticModel(nn.Module):
 
         The window holds (C-1)*stride + context frames for C output frames (fewer at the end);
         the caller advances by C*stride frames. `keep` = left-context frames cached (<0: all).
-        `commit` < T': only the first `commit` output frames are final and cached; the others are
-        lookahead (right context the committed frames attend to), fed again with the next chunk.
+        `commit` < T': only the first `commit` output frames are final, cached and returned; the
+        others are lookahead (right context the committed frames attend to), fed again with the
+        next chunk.
         """
         x = self.embed(self.cmvn(feats.to(self.cmvn.mean.device)).unsqueeze(0))
         t = x.shape[1]
@@ -273,7 +274,7 @@ class AcousticModel(nn.Module):
             x, state["att"][i], state["conv"][i] = layer(x, rot, None, state["att"][i],
                                                          state["conv"][i], keep, commit)
         state["offset"] += commit
-        return self.logits(self.final_norm(x[0])).log_softmax(-1)
+        return self.logits(self.final_norm(x[0, :commit])).log_softmax(-1)
 
 
 def count_params(model: nn.Module) -> int:

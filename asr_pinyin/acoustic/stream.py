@@ -66,7 +66,6 @@ class AcousticStream:
 
     def _run(self, window: torch.Tensor, commit: int | None = None) -> list[Syllable]:
         lp = self.model.forward_chunk(window, self.state, self.keep, commit).cpu()
-        lp = lp if commit is None else lp[:commit]
         out = []
         best, arg = lp.max(-1)
         for t, (p, u) in enumerate(zip(best.tolist(), arg.tolist())):

@@ -101,7 +101,8 @@ class Trainer:
             grown = {**dataclasses.asdict(init.cfg), **{f: True for f, on in added.items() if on}}
             # or it may change the pitch features' version (same three dimensions, cleaner values)
             new_pitch = init.cfg.pitch and cfg.model.pitch and init.cfg.pitch_version != cfg.model.pitch_version
-            grown["pitch_version"] = cfg.model.pitch_version if added["pitch"] or new_pitch else grown["pitch_version"]
+            if added["pitch"] or new_pitch:
+                grown["pitch_version"] = cfg.model.pitch_version
             if grown != dataclasses.asdict(cfg.model):
                 raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
             sd = init.state_dict()

@@ -63,6 +63,12 @@ def split_initial_final(base: str) -> tuple[str, str]:
     return "", base
 
 
+def reading_count(syllable: str) -> int:
+    """How often the tonal syllable occurs in the inventory's counts (jieba word counts); 0 for a
+    listed reading no counted word uses, or an unknown syllable."""
+    return _COUNTS.get(syllable, 0)
+
+
 @lru_cache(maxsize=None)
 def toneless_log_prob(base: str) -> float:
     """Unigram log-probability of a toneless syllable (jieba word counts, add-one smoothed)."""

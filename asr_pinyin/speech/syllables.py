@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from ..pinyin.inventory import _COUNTS
+from ..pinyin.inventory import TONAL, reading_count
 
 MIN_LEN, MAX_LEN = 6, 24          # syllables per utterance
 PHRASE = (3, 8)                   # syllables between commas
@@ -27,8 +27,8 @@ PHRASE = (3, 8)                   # syllables between commas
 def _tables() -> tuple[list[str], list[float], dict[str, list[str]]]:
     tones: dict[str, list[str]] = {}
     total: dict[str, int] = {}
-    for syl, n in _COUNTS.items():
-        if n > 0:
+    for syl in TONAL:
+        if (n := reading_count(syl)) > 0:
             tones.setdefault(syl[:-1], []).append(syl)
             total[syl[:-1]] = total.get(syl[:-1], 0) + n
     bases = sorted(tones)
