@@ -12,6 +12,9 @@ greedy), caches the log-probs, and scores end-to-end CER for several ways of bui
     rec         the recognizer's hand-over before session 6 (decoded syllable at its
                 blank-inclusive confidence + 2 alternatives)
     toneless    only the best base syllable per slot, no tone (what tones are worth)
+    tl:P:F      peak:P, scaled by 1-F, plus the best base syllable without a tone at F ("this
+                base, any tone": room for the language model to overrule a confident wrong tone)
+    tones:P:F   peak:P, then every real tone of the best base gets at least F (renormalised)
 
     python bench/am_lm_fusion.py --manifest data/speech/dev.jsonl --limit 300 \\
         --variant peak --variant peak:2 --variant seg:2
@@ -36,6 +39,7 @@ from asr_pinyin.acoustic.evaluate import PUNCT, edit_distance, forward_full  # n
 from asr_pinyin.acoustic.frontend import features  # noqa: E402
 from asr_pinyin.acoustic.model import load_model  # noqa: E402
 from asr_pinyin.lm.slots import acoustic_slot  # noqa: E402
+from asr_pinyin.pinyin import TONAL_SET  # noqa: E402
 
 
 def log_probs(model_path: str, utts, batch: int = 8) -> list[torch.Tensor]:
@@ -67,6 +71,18 @@ def slots_for(lp: torch.Tensor, variant: str, k: int, shift: float = 0.08) -> li
             kept = [a for a in slot if a[1] >= floor] or slot[:1]   # alternatives under the floor dropped
             total = sum(p for _, p in kept)
             out.append([(u, p / total) for u, p in kept])
+        elif name == "tl":
+            slot = acoustic_slot(s.alternatives, power, decoded=s.syllable)
+            base = slot[0][0].rstrip("12345")
+            out.append([(u, (1 - floor) * p) for u, p in slot][:k - 1] + [(base, floor)])
+        elif name == "tones":
+            slot = dict(acoustic_slot(s.alternatives, power, decoded=s.syllable))
+            base = max(slot, key=slot.get).rstrip("12345")
+            for t in "12345":
+                if base + t in TONAL_SET:
+                    slot[base + t] = max(slot.get(base + t, 0.0), floor)
+            total = sum(slot.values())
+            out.append(sorted(((u, p / total) for u, p in slot.items()), key=lambda x: -x[1]))
         elif name == "seg":         # mean posterior over the unit's frames instead of its peak
             frames = slice(round(s.start / shift), round(s.end / shift))
             top = lp[frames, 1:].softmax(-1).mean(0).topk(k)

@@ -116,7 +116,22 @@ def test_pitch_v2_holds_through_unvoiced_frames_and_ignores_octave_glitches():
     assert float(pitch(glide(90, 140), 2)[10:, 2].mean()) > 0.003 > -0.003 > float(pitch(glide(140, 90), 2)[10:, 2].mean())
 
 
-@pytest.mark.parametrize("seed,version", [(0, 1), (1, 1), (0, 2), (1, 2)])
+def test_pitch_v3_follows_a_low_third_tone_under_60_hz():
+    from asr_pinyin.acoustic.frontend import pitch
+
+    # a second at 110 Hz, then a 3rd tone falling 75 -> 52 Hz (a low voice): version 2's raw F0
+    # found no lag peak under 60 Hz and read 400 Hz there (the tone high); version 3 follows it
+    x = np.concatenate([glide(110, 110, 1.0), glide(75, 52, 0.4)])
+    v2, v3 = pitch(x, 2), pitch(x, 3)
+    end = slice(130, 138)                                                   # 52-56 Hz
+    assert float(v2[end, 1].min()) > 1.0                                    # the glitch v3 removes
+    assert float(v3[end, 1].max()) < -0.4 and float(v3[end, 0].min()) > 0.9
+    torch.testing.assert_close(v3[:100], v2[:100], atol=1e-3, rtol=0)        # the same above 60 Hz
+    with pytest.raises(ValueError, match="version"):
+        pitch(x, 4)
+
+
+@pytest.mark.parametrize("seed,version", [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (1, 3)])
 def test_streaming_features_with_pitch_equal_offline(seed, version):
     from asr_pinyin.acoustic.frontend import StreamingFeatures, features
 

@@ -185,3 +185,9 @@ def test_warm_start_adds_pitch_and_factored_head_to_a_trained_model(trained, man
     t3.run()
     v2 = load_model(tmp_path / "v2" / "model.pt")
     assert v2.cfg.pitch_version == 2 and v2.cfg.pitch_kind == 2 and tuned.cfg.pitch_kind == 1
+    # version 2 -> 3 (the same track on better raw F0): only the pitch CMVN is estimated again
+    cfg4 = tiny_config(manifest, tmp_path / "v3", init_from=str(tmp_path / "v2" / "model.pt"), max_steps=1)
+    cfg4.model = dataclasses.replace(v2.cfg, pitch_version=3)
+    t4 = Trainer(cfg4)
+    torch.testing.assert_close(t4.model.pitch.proj.weight.detach(), v2.pitch.proj.weight.detach().float())
+    assert t4.model.cfg.pitch_kind == 3

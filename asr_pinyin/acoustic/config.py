@@ -39,7 +39,8 @@ class ModelConfig:
     # each output frame adds a linear map of its 8 frames of pitch to the subsampled fbank.
     pitch: bool = False
     # 1: the first pitch features; 2: a held, de-glitched track and a clipped 40 ms slope
-    # (frontend.py, "Version 2"). Checkpoints without the field are version 1.
+    # (frontend.py, "Version 2"); 3: version 2 on raw F0 that no longer jumps to 400 Hz where
+    # a low voice goes under 60 Hz (frontend._raw_pitch). Checkpoints without the field are 1.
     pitch_version: int = 1
     # Tones shared across syllables: each tonal unit's logit also gets a term for its base
     # syllable and one for its tone, from two small zero-initialised heads. With one output per

@@ -106,18 +106,28 @@ PITCH_WIN = 512                 # 32 ms ending where the fbank frame ends: two p
 PITCH_PAD = PITCH_WIN - WIN     # zeros before the first sample
 F0_MIN, F0_MAX = 60.0, 400.0
 LAG_MIN, LAG_MAX = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)   # 40 .. 266 samples
+LAG_MAX_V3 = int(SAMPLE_RATE / 50.0)                                        # 320 samples (version 3)
 MEAN_DECAY = 0.99               # speaker level: voicing-weighted moving average, ~1 s memory
 PRIOR_LOG_F0, PRIOR_WEIGHT = float(np.log(150.0)), 1.0
 
 
-def _raw_pitch(padded: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: voicing (peak normalized cross-correlation, 0..1) and log F0 (Hz)."""
+def _raw_pitch(padded: torch.Tensor, n: int, version: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: voicing (peak normalized cross-correlation, 0..1) and log F0 (Hz).
+
+    Versions 1 and 2 take the first local peak within 90 % of the best; in a frame with no
+    such peak (the best lies at the lag range's end: an F0 at or under the 60 Hz floor, where a
+    low voice's 3rd tone goes) they fall back to lag index 0, a 400 Hz F0 in a voiced frame: a low
+    3rd tone read as a high one. Version 3 takes the best lag there and searches down to 50 Hz
+    (Kaldi's floor). Measured on espeak random tonal syllables with the true syllable spans
+    (an MLP over per-syllable contours, `bench/tone_ceiling.py`, 300 utterances): tone accuracy
+    65.7 % with version 2's raw F0, 69.9 % with version 3's (Praat's offline tracker: ~73 %)."""
+    lag_max = LAG_MAX_V3 if version >= 3 else LAG_MAX
     frames = padded[: (n - 1) * HOP + PITCH_WIN].unfold(0, PITCH_WIN, HOP)[:n].double()
     frames = frames - frames.mean(1, keepdim=True)
     spec = torch.fft.rfft(frames, 2 * PITCH_WIN)
-    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * PITCH_WIN)[:, : LAG_MAX + 2]
+    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * PITCH_WIN)[:, : lag_max + 2]
     sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)          # (n, W+1)
-    lags = torch.arange(LAG_MAX + 2)
+    lags = torch.arange(lag_max + 2)
     e0 = sq[:, PITCH_WIN - lags]                          # energy of x[0 : W-lag]
     e1 = sq[:, -1:] - sq[:, lags]                         # energy of x[lag : W]
     nccf = r / ((e0 * e1).sqrt() + PITCH_WIN * 1e-5)      # quiet frames stay near 0
@@ -128,6 +138,8 @@ def _raw_pitch(padded: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
     # first local peak within 90 % of the best: the period, not a multiple of it (octave errors)
     ok = peak & (mid >= 0.9 * best)
     i = ok.double().argmax(1)
+    if version >= 3:
+        i = torch.where(ok.any(1), i, mid.argmax(1))
     rows = torch.arange(n)
     y0, y1, y2 = c[rows, i], c[rows, i + 1], c[rows, i + 2]
     den = y0 - 2 * y1 + y2
@@ -202,15 +214,15 @@ def _pitch_features_v2(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarra
 
 
 def pitch_state(version: int = 1) -> np.ndarray:
-    if version == 2:
+    if version in (2, 3):
         return np.array([0.0, 0.0, PRIOR_LOG_F0, 0.0, np.nan, np.nan] + [PRIOR_LOG_F0] * SLOPE_SPAN)
     return np.array([0.0, 0.0, PRIOR_LOG_F0])
 
 
 def _pitch_step(version: int):
-    if version not in (1, 2):
-        raise ValueError(f"pitch features version must be 1 or 2, not {version!r}")
-    return _pitch_features_v2 if version == 2 else _pitch_features
+    if version not in (1, 2, 3):
+        raise ValueError(f"pitch features version must be 1, 2 or 3, not {version!r}")
+    return _pitch_features_v2 if version >= 2 else _pitch_features   # 3: version 2's track on better raw F0
 
 
 def pitch(samples, version: int = 1) -> torch.Tensor:
@@ -219,12 +231,13 @@ def pitch(samples, version: int = 1) -> torch.Tensor:
     n = num_frames(x.numel())
     if n == 0:
         return torch.zeros(0, PITCH_DIM)
-    return _pitch_step(version)(*_raw_pitch(torch.cat([x.new_zeros(PITCH_PAD), x]), n), pitch_state(version))[0]
+    return _pitch_step(version)(*_raw_pitch(torch.cat([x.new_zeros(PITCH_PAD), x]), n, version),
+                                pitch_state(version))[0]
 
 
 def features(samples, n_mels: int = 80, with_pitch: int = 0) -> torch.Tensor:
     """The model's input: fbank, plus the pitch features when the model was built with them
-    (`with_pitch`: 0/False none, 1/True version 1, 2 version 2; ModelConfig.pitch_kind)."""
+    (`with_pitch`: 0/False none, else the version 1, 2 or 3; ModelConfig.pitch_kind)."""
     x = sanitize(samples)
     f = fbank(x, n_mels)
     return torch.cat([f, pitch(x, int(with_pitch))], 1) if with_pitch else f
@@ -250,6 +263,6 @@ class StreamingFeatures:
         n = f.shape[0]
         if n == 0:
             return torch.zeros(0, self.dim)
-        p, self.state = self._step(*_raw_pitch(self.buf, n), self.state)
+        p, self.state = self._step(*_raw_pitch(self.buf, n, self.with_pitch), self.state)
         self.buf = self.buf[n * HOP:]
         return torch.cat([f, p], 1)

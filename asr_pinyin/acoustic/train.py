@@ -111,7 +111,7 @@ class Trainer:
                 n = cfg.model.n_mels
                 for k in ("cmvn.mean", "cmvn.istd"):
                     sd[k] = torch.cat([sd[k][:n], self.model.state_dict()[k][n:]])
-            if new_pitch:   # the slope was noise in version 1: its weights start again from zero
+            if new_pitch and init.cfg.pitch_version == 1:   # v1's slope was noise: its weights from zero
                 w = sd["pitch.proj.weight"].clone()
                 w.view(w.shape[0], -1, 3)[:, :, 2] = 0
                 sd["pitch.proj.weight"] = w

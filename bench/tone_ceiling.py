@@ -1,0 +1,152 @@
+"""How well can tones be told apart from the pitch features alone, given the true syllable spans?
+
+A ceiling for pitch-based tone reading, independent of the acoustic model: espeak reads random
+tonal syllables (`speech/syllables.py`, so the tone cannot be guessed from the syllable) in
+training voice settings; its word events (one per pinyin syllable) give each syllable's start;
+the frontend's raw F0 (`_raw_pitch`, version 2 or 3), held through unvoiced frames as version 2
+does and taken relative to the utterance's voiced mean, gives each syllable 5 contour points, its
+rise, voiced share and length; a small MLP over those of the syllable and its two neighbours is
+trained on the first 75 % of the utterances and scored on the rest.
+
+    .venv/bin/python bench/tone_ceiling.py --utterances 300 --version 2 --version 3
+
+Prints one JSON line per version (tone accuracy, confusion matrix rows = reference tone 1-5).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asr_pinyin.acoustic import frontend as FE  # noqa: E402
+from asr_pinyin.speech import espeak as E  # noqa: E402
+from asr_pinyin.speech.syllables import random_sentences  # noqa: E402
+from asr_pinyin.speech.voices import ESPEAK_TRAIN, TRAIN_VARIANTS  # noqa: E402
+
+EVENT_WORD, EVENT_END_OF_LIST = 1, 0
+
+
+class EspeakEvent(ctypes.Structure):
+    """speak_lib.h's espeak_EVENT (x86-64 layout)."""
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+class TimedEspeak(E.Espeak):
+    """`Espeak` that also records the sample at which each word (here: syllable) starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.word_starts: list[int] = []
+        self._cb = E._CALLBACK(self._collect_timed)
+
+    def _collect_timed(self, wav, n, events):
+        self._collect(wav, n, events)
+        ev = ctypes.cast(events, ctypes.POINTER(EspeakEvent))
+        i = 0
+        while ev[i].type != EVENT_END_OF_LIST:
+            if ev[i].type == EVENT_WORD:
+                self.word_starts.append(ev[i].sample)
+            i += 1
+        return 0
+
+
+def held_track(voicing: np.ndarray, log_f0: np.ndarray) -> np.ndarray:
+    """Version 2's track (median of the last 3 voiced values, held through unvoiced frames)."""
+    held, recent, out = float(FE.PRIOR_LOG_F0), [], np.empty(len(voicing))
+    for i, (v, lf) in enumerate(zip(voicing, log_f0)):
+        if v >= FE.VOICED:
+            recent = (recent + [lf])[-3:]
+            held = sorted(recent)[1] if len(recent) == 3 else lf
+        out[i] = held
+    return out
+
+
+def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: int) -> np.ndarray | None:
+    import torchaudio.functional as AF
+
+    syls = pinyin.split()
+    engine.word_starts = []
+    wav = engine.synth(pinyin, **voice)
+    if len(engine.word_starts) != len(syls):
+        return None
+    x = FE.sanitize(AF.resample(torch.from_numpy(wav), engine.sample_rate, FE.SAMPLE_RATE))
+    n = FE.num_frames(x.numel())
+    voicing, log_f0 = FE._raw_pitch(torch.cat([x.new_zeros(FE.PITCH_PAD), x]), n, version)
+    track = held_track(voicing, log_f0)
+    voiced = voicing >= FE.VOICED
+    track = track - (track[voiced].mean() if voiced.any() else 0.0)
+    starts = [int(s / engine.sample_rate * 100) for s in engine.word_starts] + [n]
+    rows = []
+    for j in range(len(syls)):
+        a, b = starts[j], max(starts[j + 1], starts[j] + 2)
+        v, f = voiced[a:b], track[a:b]
+        pts = np.interp(np.linspace(0, v.sum() - 1, 5), np.arange(v.sum()), f[v]) if v.sum() >= 3 else np.zeros(5)
+        rows.append(np.concatenate([pts, [pts[-1] - pts[0], v.mean(), (b - a) / 30]]))
+    rows = np.array(rows)
+    pad = np.zeros((1, rows.shape[1]))
+    prev, nxt = np.concatenate([pad, rows[:-1]]), np.concatenate([rows[1:], pad])
+    pos = (np.arange(len(syls)) / len(syls))[:, None]
+    return np.concatenate([rows, prev, nxt, pos], 1)
+
+
+def score(X: np.ndarray, y: np.ndarray, group: np.ndarray) -> tuple[float, list]:
+    torch.manual_seed(0)
+    X = torch.tensor(X, dtype=torch.float32)
+    X = (X - X.mean(0)) / X.std(0).clamp_min(1e-6)
+    y = torch.tensor(y)
+    train = torch.tensor(group < np.quantile(group, 0.75))
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 5))
+    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-3)
+    for _ in range(1500):
+        loss = torch.nn.functional.cross_entropy(net(X[train]), y[train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = net(X[~train]).argmax(-1)
+    confusion = torch.zeros(5, 5, dtype=torch.long)
+    for a, b in zip(y[~train].tolist(), pred.tolist()):
+        confusion[a, b] += 1
+    return float((pred == y[~train]).float().mean()), confusion.tolist()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--utterances", type=int, default=300)
+    ap.add_argument("--version", type=int, action="append", help="raw F0 version(s): 2 (= 1) or 3")
+    ap.add_argument("--seed", type=int, default=4242)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    engine = TimedEspeak()
+    variants = [v for v in TRAIN_VARIANTS if not v.startswith("whisper")]   # whispers have no F0
+    for version in args.version or [2, 3]:
+        rng = random.Random(7)
+        feats, tones, group = [], [], []
+        for k, sent in enumerate(random_sentences(args.seed, args.utterances)):
+            voice = dict(variant=rng.choice(variants), rate=rng.randint(*ESPEAK_TRAIN["rate"]),
+                         pitch=rng.randint(*ESPEAK_TRAIN["pitch"]), pitch_range=rng.randint(40, 80))
+            f = syllable_features(engine, sent["pinyin"], voice, version)
+            if f is None:
+                continue
+            feats.append(f)
+            tones += [int(s[-1]) - 1 for s in sent["pinyin"].split()]
+            group += [k] * len(f)
+        acc, confusion = score(np.concatenate(feats), np.array(tones), np.array(group))
+        print(json.dumps({"version": version, "utterances": args.utterances, "syllables": len(tones),
+                          "tone_accuracy": round(acc, 4), "confusion": confusion}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
