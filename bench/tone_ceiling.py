@@ -60,17 +60,6 @@ class TimedEspeak(E.Espeak):
         return 0
 
 
-def held_track(voicing: np.ndarray, log_f0: np.ndarray) -> np.ndarray:
-    """Version 2's track (median of the last 3 voiced values, held through unvoiced frames)."""
-    held, recent, out = float(FE.PRIOR_LOG_F0), [], np.empty(len(voicing))
-    for i, (v, lf) in enumerate(zip(voicing, log_f0)):
-        if v >= FE.VOICED:
-            recent = (recent + [lf])[-3:]
-            held = sorted(recent)[1] if len(recent) == 3 else lf
-        out[i] = held
-    return out
-
-
 def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: int) -> np.ndarray | None:
     import torchaudio.functional as AF
 
@@ -82,7 +71,7 @@ def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: in
     x = FE.sanitize(AF.resample(torch.from_numpy(wav), engine.sample_rate, FE.SAMPLE_RATE))
     n = FE.num_frames(x.numel())
     voicing, log_f0 = FE._raw_pitch(torch.cat([x.new_zeros(FE.PITCH_PAD), x]), n, version)
-    track = held_track(voicing, log_f0)
+    track = FE.held_track(voicing, log_f0)[0]
     voiced = voicing >= FE.VOICED
     track = track - (track[voiced].mean() if voiced.any() else 0.0)
     starts = [int(s / engine.sample_rate * 100) for s in engine.word_starts] + [n]

@@ -106,7 +106,8 @@ PITCH_WIN = 512                 # 32 ms ending where the fbank frame ends: two p
 PITCH_PAD = PITCH_WIN - WIN     # zeros before the first sample
 F0_MIN, F0_MAX = 60.0, 400.0
 LAG_MIN, LAG_MAX = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)   # 40 .. 266 samples
-LAG_MAX_V3 = int(SAMPLE_RATE / 50.0)                                        # 320 samples (version 3)
+F0_MIN_V3 = 50.0                # version 3: Kaldi's floor
+LAG_MAX_V3 = int(SAMPLE_RATE / F0_MIN_V3)                                   # 320 samples
 MEAN_DECAY = 0.99               # speaker level: voicing-weighted moving average, ~1 s memory
 PRIOR_LOG_F0, PRIOR_WEIGHT = float(np.log(150.0)), 1.0
 
@@ -190,12 +191,12 @@ SLOPE_SPAN = 4
 SLOPE_CLIP = float(np.log(2) / 12)
 
 
-def _pitch_features_v2(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """Raw pitch -> (n, 3) [voicing, held log F0 - speaker level, slope]; `state` carries on:
-    [weighted sum, weight, held, voiced run length, last 2 voiced values, held values of the last
-    SLOPE_SPAN frames]."""
-    held, run = float(state[2]), float(state[3])
-    recent = [float(v) for v in state[4:6] if not np.isnan(v)]
+def held_track(voicing: np.ndarray, log_f0: np.ndarray, held: float = PRIOR_LOG_F0, run: float = 0.0,
+               recent: list | None = None):
+    """Version 2's log F0 track: a voiced frame's value after a median of the last 3 voiced values,
+    held through unvoiced frames. Returns (track, voiced run length per frame) and the carried
+    state (held, run, recent voiced values)."""
+    recent = list(recent or [])
     track, runs = np.empty(len(voicing)), np.empty(len(voicing))
     for i, (v, lf) in enumerate(zip(voicing.tolist(), log_f0.tolist())):   # sequential: a loop
         if v >= VOICED:
@@ -205,6 +206,15 @@ def _pitch_features_v2(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarra
         else:
             run = 0
         track[i], runs[i] = held, run
+    return track, runs, held, run, recent
+
+
+def _pitch_features_v2(voicing: np.ndarray, log_f0: np.ndarray, state: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Raw pitch -> (n, 3) [voicing, held log F0 - speaker level, slope]; `state` carries on:
+    [weighted sum, weight, held, voiced run length, last 2 voiced values, held values of the last
+    SLOPE_SPAN frames]."""
+    track, runs, held, run, recent = held_track(voicing, log_f0, float(state[2]), float(state[3]),
+                                                [float(v) for v in state[4:6] if not np.isnan(v)])
     level, num, den = _speaker_level(voicing, track, state[0], state[1])
     past = np.concatenate([state[6:6 + SLOPE_SPAN], track])                 # oldest first
     slope = np.clip((track - past[: len(track)]) / SLOPE_SPAN, -SLOPE_CLIP, SLOPE_CLIP) * (runs > SLOPE_SPAN)
