@@ -7,7 +7,7 @@ STAMP   := .venv/.installed
 # Debian packages the project really needs (text corpora, audio I/O for clients).
 APT_PKGS := manpages-zh libportaudio2 pulseaudio pulseaudio-utils chromium fonts-wqy-microhei asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
 
-.PHONY: demo test venv sysdeps corpus clean
+.PHONY: demo test venv sysdeps corpus data clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,15 @@ test: venv sysdeps
 
 corpus: venv sysdeps
 	.venv/bin/asr-pinyin corpus build --out data/text
+
+# Every corpus the acoustic recipes and benchmarks read, rebuilt on a fresh checkout (data/ is
+# never committed): text, then the default speech recipe (dev, test, held-out voice first, so the
+# evaluation sets exist early; then train), then the random tonal syllables. Deterministic (seed 0)
+# and resumable: run it again after a stop. ~1 h 45 min on an idle 2-core machine (docs/DATA_SPEECH.md).
+data: venv sysdeps
+	@test -f data/text/stats.json || .venv/bin/asr-pinyin corpus build --out data/text
+	.venv/bin/asr-pinyin speech synth --text-dir data/text --out data/speech --recipe default --jobs 2 --seed 0
+	.venv/bin/asr-pinyin speech synth --recipe syllables --engines espeak --jobs 2 --out data/speech
 
 clean:
 	rm -rf .venv build *.egg-info
