@@ -9,7 +9,13 @@ rise, voiced share and length; a small MLP over those of the syllable and its tw
 trained on the first 75 % of the utterances and scored on the rest.
 
     .venv/bin/python bench/tone_ceiling.py --utterances 300 --version 2 --version 3
+    .venv/bin/python bench/tone_ceiling.py --utterances 600 --version 3 --version viterbi:5 --version viterbi
 
+`--version viterbi[:N]` scores a candidate track instead (not in the frontend; session 10): the 6
+best NCCF peaks of each frame (version 3's search), the path that maximises summed correlation
+minus VITERBI_PENALTY x |change of log F0| between voiced frames, decided over the whole
+utterance, or N frames later (what streaming could afford: N x 10 ms more latency).
+The audio is synthesized once and every version scored on it.
 Prints one JSON line per version (tone accuracy, confusion matrix rows = reference tone 1-5).
 """
 from __future__ import annotations
@@ -60,7 +66,8 @@ class TimedEspeak(E.Espeak):
         return 0
 
 
-def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: int) -> np.ndarray | None:
+def synthesize(engine: TimedEspeak, pinyin: str, voice: dict):
+    """16 kHz audio and each syllable's start frame, or None when espeak's events do not match."""
     import torchaudio.functional as AF
 
     syls = pinyin.split()
@@ -69,14 +76,67 @@ def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: in
     if len(engine.word_starts) != len(syls):
         return None
     x = FE.sanitize(AF.resample(torch.from_numpy(wav), engine.sample_rate, FE.SAMPLE_RATE))
+    return x, [int(s / engine.sample_rate * 100) for s in engine.word_starts]
+
+
+VITERBI_PENALTY, VITERBI_CANDIDATES = 3.0, 6
+
+
+def viterbi_pitch(padded: torch.Tensor, n: int, lag: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voicing and a candidate-path log F0 (see the module doc); `lag` None = whole utterance."""
+    frames = padded[: (n - 1) * FE.HOP + FE.PITCH_WIN].unfold(0, FE.PITCH_WIN, FE.HOP)[:n].double()
+    frames = frames - frames.mean(1, keepdim=True)
+    spec = torch.fft.rfft(frames, 2 * FE.PITCH_WIN)
+    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * FE.PITCH_WIN)[:, : FE.LAG_MAX_V3 + 2]
+    sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)
+    lags = torch.arange(FE.LAG_MAX_V3 + 2)
+    c = (r / ((sq[:, FE.PITCH_WIN - lags] * (sq[:, -1:] - sq[:, lags])).sqrt() + FE.PITCH_WIN * 1e-5))[:, FE.LAG_MIN - 1:]
+    mid = c[:, 1:-1]
+    peak = (mid >= c[:, :-2]) & (mid >= c[:, 2:])
+    top = torch.where(peak, mid, torch.full_like(mid, -1.0)).topk(VITERBI_CANDIDATES, 1)
+    rows = torch.arange(n)
+    log_f0 = []
+    for j in range(VITERBI_CANDIDATES):                    # parabolic interpolation, as _raw_pitch
+        i = top.indices[:, j]
+        y0, y1, y2 = c[rows, i], c[rows, i + 1], c[rows, i + 2]
+        den = y0 - 2 * y1 + y2
+        shift = torch.where(den.abs() > 1e-9, 0.5 * (y0 - y2) / den, torch.zeros_like(den)).clamp(-0.5, 0.5)
+        log_f0.append(np.log(FE.SAMPLE_RATE / ((i + FE.LAG_MIN).double() + shift).numpy()))
+    lf, val = np.stack(log_f0, 1), top.values.numpy()
+    voicing = mid.max(1).values.clamp(0, 1).numpy()
+    voiced = voicing >= FE.VOICED
+    local = np.where(val > -1, val, -9.0)                  # no peak: a candidate never taken
+    score, back, scores = local[0].copy(), np.zeros((n, VITERBI_CANDIDATES), int), [local[0].copy()]
+    for t in range(1, n):
+        trans = score[None, :] - VITERBI_PENALTY * np.abs(lf[t][:, None] - lf[t - 1][None, :]) * (voiced[t] and voiced[t - 1])
+        back[t], score = trans.argmax(1), local[t] + trans.max(1)
+        scores.append(score)
+    out = np.empty(n)
+    for t in range(n):                                     # decide frame t at frame t + lag
+        end = n - 1 if lag is None else min(n - 1, t + lag)
+        j = int(scores[end].argmax())
+        for s in range(end, t, -1):
+            j = back[s, j]
+        out[t] = lf[t, j]
+    return voicing, out
+
+
+def raw_pitch(x: torch.Tensor, version: str) -> tuple[np.ndarray, np.ndarray]:
+    padded, n = torch.cat([x.new_zeros(FE.PITCH_PAD), x]), FE.num_frames(x.numel())
+    if version.startswith("viterbi"):
+        return viterbi_pitch(padded, n, int(version.split(":")[1]) if ":" in version else None)
+    return FE._raw_pitch(padded, n, int(version))
+
+
+def syllable_features(x: torch.Tensor, starts: list, n_syllables: int, version: str) -> np.ndarray:
     n = FE.num_frames(x.numel())
-    voicing, log_f0 = FE._raw_pitch(torch.cat([x.new_zeros(FE.PITCH_PAD), x]), n, version)
+    voicing, log_f0 = raw_pitch(x, version)
     track = FE.held_track(voicing, log_f0)[0]
     voiced = voicing >= FE.VOICED
     track = track - (track[voiced].mean() if voiced.any() else 0.0)
-    starts = [int(s / engine.sample_rate * 100) for s in engine.word_starts] + [n]
+    starts = starts + [n]
     rows = []
-    for j in range(len(syls)):
+    for j in range(n_syllables):
         a, b = starts[j], max(starts[j + 1], starts[j] + 2)
         v, f = voiced[a:b], track[a:b]
         pts = np.interp(np.linspace(0, v.sum() - 1, 5), np.arange(v.sum()), f[v]) if v.sum() >= 3 else np.zeros(5)
@@ -84,7 +144,7 @@ def syllable_features(engine: TimedEspeak, pinyin: str, voice: dict, version: in
     rows = np.array(rows)
     pad = np.zeros((1, rows.shape[1]))
     prev, nxt = np.concatenate([pad, rows[:-1]]), np.concatenate([rows[1:], pad])
-    pos = (np.arange(len(syls)) / len(syls))[:, None]
+    pos = (np.arange(n_syllables) / n_syllables)[:, None]
     return np.concatenate([rows, prev, nxt, pos], 1)
 
 
@@ -113,26 +173,27 @@ def score(X: np.ndarray, y: np.ndarray, group: np.ndarray) -> tuple[float, list]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--utterances", type=int, default=300)
-    ap.add_argument("--version", type=int, action="append", help="raw F0 version(s): 2 (= 1) or 3")
+    ap.add_argument("--version", action="append",
+                    help="raw F0: 2 (= 1), 3, viterbi or viterbi:N (frames of lag); repeatable")
     ap.add_argument("--seed", type=int, default=4242)
     args = ap.parse_args()
     torch.set_num_threads(1)
     engine = TimedEspeak()
     variants = [v for v in TRAIN_VARIANTS if not v.startswith("whisper")]   # whispers have no F0
-    for version in args.version or [2, 3]:
-        rng = random.Random(7)
-        feats, tones, group = [], [], []
-        for k, sent in enumerate(random_sentences(args.seed, args.utterances)):
-            voice = dict(variant=rng.choice(variants), rate=rng.randint(*ESPEAK_TRAIN["rate"]),
-                         pitch=rng.randint(*ESPEAK_TRAIN["pitch"]), pitch_range=rng.randint(40, 80))
-            f = syllable_features(engine, sent["pinyin"], voice, version)
-            if f is None:
-                continue
-            feats.append(f)
-            tones += [int(s[-1]) - 1 for s in sent["pinyin"].split()]
-            group += [k] * len(f)
+    rng = random.Random(7)
+    audio = []                                   # (utterance index, tones, 16 kHz audio, starts)
+    for k, sent in enumerate(random_sentences(args.seed, args.utterances)):
+        voice = dict(variant=rng.choice(variants), rate=rng.randint(*ESPEAK_TRAIN["rate"]),
+                     pitch=rng.randint(*ESPEAK_TRAIN["pitch"]), pitch_range=rng.randint(40, 80))
+        got = synthesize(engine, sent["pinyin"], voice)
+        if got is not None:
+            audio.append((k, [int(s[-1]) - 1 for s in sent["pinyin"].split()], *got))
+    for version in args.version or ["2", "3"]:
+        feats = [syllable_features(x, starts, len(tones), version) for _, tones, x, starts in audio]
+        tones = [t for _, ts, _, _ in audio for t in ts]
+        group = [k for k, ts, _, _ in audio for _ in ts]
         acc, confusion = score(np.concatenate(feats), np.array(tones), np.array(group))
-        print(json.dumps({"version": version, "utterances": args.utterances, "syllables": len(tones),
+        print(json.dumps({"version": version, "utterances": len(audio), "syllables": len(tones),
                           "tone_accuracy": round(acc, 4), "confusion": confusion}), flush=True)
     return 0
 
