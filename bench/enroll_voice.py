@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--general-limit", type=int, default=200)
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--max-minutes", type=float, default=10.0)
+    ap.add_argument("--replay", type=float, default=0.0, help="enroll --replay share (0: none)")
     ap.add_argument("--max-mismatch", type=float, default=0.5, help="take check threshold (1: off)")
     ap.add_argument("--limit-prompts", type=int, default=0, help="use only the first N prompts")
     ap.add_argument("--keep", default=None, help="keep the rendered takes and profile in this folder")
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
     code = cli(["enroll", "--name", name, "--from-dir", str(takes_dir), "--prompts", str(prompt_file),
                 "--am", am, "--min-takes", str(max(2, int(0.6 * len(prompts)))),
                 "--max-steps", str(args.max_steps), "--max-minutes", str(args.max_minutes),
-                "--max-mismatch", str(args.max_mismatch), "--force-adapt"])
+                "--max-mismatch", str(args.max_mismatch), "--replay", str(args.replay), "--force-adapt"])
     enroll_s = time.time() - t0
     from asr_pinyin.enroll.profile import VoiceProfile
 

@@ -228,6 +228,31 @@ def test_adaptation_hand_off(tmp_path, monkeypatch, capsys, tiny_am):
     assert voice_adapter_path("ada") == prof.adapter
     code, _, err = enroll(capsys, *args)                        # nothing new: not retrained
     assert code == 0 and "is up to date" in err
+    code, _, err = enroll(capsys, *args, "--force-adapt", "--replay", "0.5")
+    assert code == 0 and "replay: 50% of the training utterances" in err, err
+    assert json.loads(prof.report.read_text())["replay"] == 0.5
+
+
+def test_replay_speech_is_the_takes_sentences_in_training_voices(tmp_path):
+    """Enrollment's replay pool: each sentence once, in a pretraining voice family (never the
+    held-out one), real 16 kHz audio, the same for the same seed."""
+    from types import SimpleNamespace
+
+    from asr_pinyin.acoustic.dataset import read_manifest
+    from asr_pinyin.enroll.replay import synth_replay
+    from asr_pinyin.speech.voices import HELDOUT_FAMILY
+
+    sents = [SimpleNamespace(id=f"p{i}", text=t, pinyin=p) for i, (t, p) in enumerate(SENTENCES[:3])]
+    pool = synth_replay(sents, tmp_path / "a", seed=0)
+    rows = [json.loads(line) for line in pool.read_text().splitlines()]
+    assert [r["pinyin"] for r in rows] == [s.pinyin for s in sents]
+    assert all(HELDOUT_FAMILY not in r["voice"]["family"] for r in rows)
+    utts = read_manifest(pool)[0]
+    for u in utts:
+        x, sr = sf.read(u.audio)
+        assert sr == SR and abs(len(x) / SR - u.duration) < 0.01 and np.abs(x).max() > 0.05
+    again = [json.loads(line) for line in synth_replay(sents, tmp_path / "b", seed=0).read_text().splitlines()]
+    assert [(r["voice"], r["duration"]) for r in again] == [(r["voice"], r["duration"]) for r in rows]
 
 
 def resample_to(wave: np.ndarray, sr: int) -> np.ndarray:

@@ -155,6 +155,40 @@ def test_am_finetune_keeps_the_best_dev_state_even_the_start(am_adapter, tmp_pat
     assert max(devs) > report["ser_before"]                  # the steps after it were worse
 
 
+def test_am_lora_can_reach_the_output_heads_and_input_projections(am_adapter, tmp_path):
+    """--lora-targets: LoRA also on the output head and the input projections (fbank, pitch);
+    the adapter file carries those layers, loads on the base, changes its output only when on."""
+    import torch
+
+    from asr_pinyin.acoustic.dataset import load_wave, read_manifest
+    from asr_pinyin.acoustic.finetune import finetune_am
+    from asr_pinyin.acoustic.frontend import features
+    from asr_pinyin.acoustic.model import load_model
+    from asr_pinyin.finetune.lora import load_adapter, use_adapter
+
+    base, _, manifest, _ = am_adapter
+    targets = ["qkv", "out", "head", "proj"]
+    out = tmp_path / "heads.pt"
+    report = finetune_am(str(manifest), str(out), "lora", str(base), None, max_steps=8, max_minutes=2,
+                         progress=False, rank=4, lr=5e-3, threads=1, work_dir=str(tmp_path / "w"),
+                         lora_targets=targets)
+    assert report["lora_targets"] == targets
+    ck = torch.load(out, map_location="cpu", weights_only=False)
+    layers = {k.split(".lora_")[0] for k in ck["state"]}
+    assert {"head", "subsample.proj"} <= layers and any(k.endswith(".qkv") for k in layers), layers
+    model = load_model(base)
+    load_adapter(model, out, "v", "am")
+    u = read_manifest(manifest)[0][0]
+    x = features(load_wave(u.audio), model.cfg.n_mels, model.cfg.pitch_kind)[None]
+    n = torch.tensor([x.shape[1]])
+    with torch.no_grad():
+        plain = model(x, n)[0]
+        with use_adapter(model, "v"):
+            adapted = model(x, n)[0]
+        again = model(x, n)[0]
+    assert not torch.allclose(plain, adapted) and torch.equal(plain, again)
+
+
 def test_am_replay_mixes_general_speech_into_the_recipe(am_adapter, tmp_path):
     """--replay P: general utterances make up P of the training set, readable from anywhere."""
     from asr_pinyin.acoustic.config import ConfigError

@@ -38,6 +38,10 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--max-minutes", type=float, default=10.0)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--lora-targets", default="",
+                   help="comma list of Linear layer names (suffixes) that get LoRA; default the "
+                        "encoder's (qkv,out,pw1,pw2,ff1.1,ff1.4,ff2.1,ff2.4); e.g. add "
+                        "tone_head,base_head,head,proj for the output heads and input projections")
     p.add_argument("--lr", type=float, default=0.0, help="0: lora 1e-3, full 2e-4")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1234)
@@ -132,7 +136,8 @@ def run_finetune(args) -> int:
         report = finetune_am(args.manifest, args.out, args.method, args.base, args.dev, args.max_steps,
                              args.max_minutes, rank=args.rank, lr=args.lr, seed=args.seed,
                              threads=args.threads, work_dir=args.work_dir, replay=args.replay,
-                             replay_manifest=args.replay_manifest)
+                             replay_manifest=args.replay_manifest,
+                             lora_targets=[t.strip() for t in args.lora_targets.split(",") if t.strip()])
     except (ConfigError, ManifestError, ModelLoadError, OSError) as e:
         return _fail(str(e))
     if "rank" not in report:            # under torchrun only rank 0 reports (stdout is shared)

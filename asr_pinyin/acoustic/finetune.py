@@ -28,7 +28,8 @@ from .config import Config, ConfigError
 def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", base: str | None = None,
                     dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                     rank: int = 8, lr: float = 0.0, seed: int = 1234, threads: int = 2,
-                    model=None, replay: float = 0.0, replay_manifest: str = "") -> Config:
+                    model=None, replay: float = 0.0, replay_manifest: str = "",
+                    lora_targets: list[str] | None = None) -> Config:
     """A fine-tuning recipe from the base model's own architecture (`model`: the base, if loaded)."""
     import dataclasses
 
@@ -53,6 +54,8 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
     tc.lr = lr or (1e-3 if method == "lora" else 2e-4)
     tc.min_lr = tc.lr / 20
     tc.lora_rank = rank if method == "lora" else 0
+    if lora_targets:
+        tc.lora_targets = list(lora_targets)
     tc.eval_every = max(25, max_steps // 6) if dev_manifest else 0
     tc.save_every = tc.eval_every or 50
     tc.patience = 3 if dev_manifest else 0
@@ -101,7 +104,7 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
                 dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                 progress: bool = True, rank: int = 8, lr: float = 0.0, seed: int = 1234,
                 threads: int = 2, work_dir: str | None = None, replay: float = 0.0,
-                replay_manifest: str = "") -> dict:
+                replay_manifest: str = "", lora_targets: list[str] | None = None) -> dict:
     """Fine-tune, then write the adapter (lora) or model (full) to `out`; returns a report with
     the dev syllable error rate before and after when `dev_manifest` is given."""
     import torch
@@ -116,7 +119,7 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
     base_model = load_model(base)                 # once: the recipe and the before/after SER use it
     cfg = finetune_config(train_manifest, str(work), method, base, dev_manifest, max_steps, max_minutes,
                           rank, lr, seed, threads, model=base_model, replay=replay,
-                          replay_manifest=replay_manifest)
+                          replay_manifest=replay_manifest, lora_targets=lora_targets)
     torch.set_num_threads(max(1, threads))
     rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
     trainer = Trainer(cfg)
@@ -147,6 +150,7 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
               "train_manifest": train_manifest, "dev_manifest": dev_manifest,
               "ser_before": before, "ser_after": after, "trainable_params": trainable,
               "trainable_share": round(trainable / total, 5), "bytes": out.stat().st_size,
-              "replay": replay, "base": cfg.train.init_from, "out": str(out)}
+              "replay": replay, "lora_targets": cfg.train.lora_targets if method == "lora" else None,
+              "base": cfg.train.init_from, "out": str(out)}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     return report

@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--val-share", type=float, default=0.1, help="share of takes held back (default 0.1)")
     p.add_argument("--max-steps", type=int, default=300, help="adaptation steps (default 300)")
     p.add_argument("--max-minutes", type=float, default=10.0, help="adaptation time limit (default 10)")
+    p.add_argument("--replay", type=float, default=0.0,
+                   help="share of adaptation utterances synthesized in the base model's training "
+                        "voices, so it keeps its general accuracy (default 0: none)")
     p.add_argument("--max-retakes", type=int, default=3, help="retakes per prompt at the microphone")
     p.add_argument("--trailing-silence-ms", type=int, default=1000, help="pause that ends a take")
     g = p.add_argument_group("take checks")
@@ -93,7 +96,8 @@ def run_enroll(args) -> int:
     if args.adapt:
         try:
             report = adapt(profile, args.am, args.min_takes, args.val_share, args.max_steps,
-                           args.max_minutes, progress=sys.stderr.isatty(), force=args.force_adapt)
+                           args.max_minutes, progress=sys.stderr.isatty(), force=args.force_adapt,
+                           replay=args.replay)
         except EnrollError as e:
             return _fail(str(e))
     if args.json:

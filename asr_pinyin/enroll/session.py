@@ -218,12 +218,14 @@ def record(profile: VoiceProfile, prompts: list, source, cfg: CheckConfig | None
 
 def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: float = 0.1,
           max_steps: int = 300, max_minutes: float = 10.0, progress: bool = True, force: bool = False,
-          out=None, scratch: str | None = None) -> dict | None:
+          out=None, scratch: str | None = None, replay: float = 0.0) -> dict | None:
     """Train the voice's LoRA adapter on its takes (held-back share validates it); write report.json.
 
     Returns the report, or None when there are too few takes or the adapter is already up to date.
     `scratch`: the folder the trainer's temporary work dir is made in (the server follows its
     log.jsonl there to report progress); default: the system's temp folder.
+    `replay` P > 0: P of the training utterances are the training takes' sentences synthesized in
+    the base model's own training voices (`enroll/replay.py`); without espeak-ng, none (a note).
     """
     out = out or sys.stderr
     takes = profile.takes()
@@ -254,6 +256,8 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
 
     with tempfile.TemporaryDirectory(prefix="enroll-adapt-", dir=scratch) as work:   # trainer checkpoints: scratch
         extra = {"work_dir": work} if "work_dir" in inspect.signature(finetune_am).parameters else {}
+        if replay > 0:
+            extra.update(_replay_pool(train, Path(work) / "replay", replay, out))
         try:
             rep = finetune_am(str(train), str(profile.adapter), method="lora",
                               base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
@@ -261,6 +265,7 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
         except (ModelLoadError, ValueError) as e:      # no base model, bad recipe or manifest
             raise EnrollError(f"adaptation failed: {e}; the {len(takes)} takes are kept") from None
     report = {"voice": profile.name, "takes": len(takes), "train_takes": n_train, "val_takes": n_val,
+              "replay": extra.get("replay", 0.0),
               "base": str(base) if base else "default", "adapter": str(profile.adapter), **rep}
     tmp = profile.report.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -270,3 +275,23 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
         print(f"syllable error on the {n_val} held-back takes: {before:.3f} -> {after:.3f}", file=out)
     print(f"adapter written: {profile.adapter}", file=out)
     return report
+
+
+def _replay_pool(train_manifest: Path, work: Path, share: float, out) -> dict:
+    """finetune_am's replay arguments for a pool synthesized from the training takes' sentences,
+    or {} (with a note) when it cannot be made: adapting without replay still works."""
+    from types import SimpleNamespace
+
+    from .replay import ReplayError, synth_replay
+
+    rows = [json.loads(line) for line in Path(train_manifest).read_text(encoding="utf-8").splitlines() if line]
+    sentences = [SimpleNamespace(id=r.get("prompt_id", r["id"]), text=r.get("text", ""), pinyin=r["pinyin"])
+                 for r in rows]
+    try:
+        pool = synth_replay(sentences, work)
+    except ReplayError as e:
+        print(f"note: {e}; adapting without replay", file=out)
+        return {}
+    print(f"replay: {share:.0%} of the training utterances from {pool.parent.name}/{pool.name} "
+          "(the takes' sentences in the base model's training voices)", file=out, flush=True)
+    return {"replay": share, "replay_manifest": str(pool)}
