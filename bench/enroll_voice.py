@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -29,27 +28,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def render_prompts(prompts, out: Path, seed: int) -> dict:
-    """One FLAC per prompt (DIR/<prompt id>.flac) in the held-out voice family."""
-    from asr_pinyin.speech.synth import _run
-    from asr_pinyin.speech.voices import espeak_voice
+    """One FLAC per prompt (DIR/<prompt id>.flac) in the held-out voice family (variant, rate,
+    pitch and range drawn per prompt as `heldout_voice/train` draws them)."""
+    from asr_pinyin.speech.synth import render_sentences
 
     work = out / "_render"
-    seconds, variants, errors, jobs = 0.0, {}, [], {}
-    for i, p in enumerate(prompts):
-        rng = random.Random(f"enroll/{seed}/{i}")
-        voice = espeak_voice(rng, "heldout_voice/train")      # the klatt family, train-split ranges
-        jobs[f"enroll-e{i:06d}"] = {
-            "id": f"enroll-e{i:06d}", "split": "heldout_voice/enroll", "seed": rng.randrange(2**31),
-            "sentence": {"id": p.id, "text": p.text, "pinyin": p.pinyin}, "voice": voice}
+    seconds, variants, errors = 0.0, {}, []
+    by_id = {f"enroll-e{i:06d}": p for i, p in enumerate(prompts)}
     # the speech build's own worker pool (forkserver: espeak forks per utterance, never from here)
-    for rec in _run([(j, str(work), "") for j in jobs.values()], 1):
-        job = jobs[rec["id"]]
+    for rec in render_sentences(prompts, work, "heldout_voice/enroll", "heldout_voice/train", f"enroll/{seed}"):
+        p = by_id[rec["id"]]
         if "error" in rec:
-            errors.append(f"{job['sentence']['id']}: {rec['error']}")
+            errors.append(f"{p.id}: {rec['error']}")
             continue
-        os.replace(work / "heldout_voice" / rec["audio"], out / f"{job['sentence']['id']}.flac")
+        os.replace(work / "heldout_voice" / rec["audio"], out / f"{p.id}.flac")
         seconds += rec["duration"]
-        variants[job["voice"]["variant"]] = variants.get(job["voice"]["variant"], 0) + 1
+        variants[rec["voice"]["variant"]] = variants.get(rec["voice"]["variant"], 0) + 1
     return {"prompts": len(prompts), "rendered": len(prompts) - len(errors), "audio_s": round(seconds, 1),
             "variants": dict(sorted(variants.items())), "errors": errors[:5]}
 

@@ -11,7 +11,6 @@ CPU-s an utterance, seconds for the whole prompt set. Deterministic for a seed.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 
@@ -22,19 +21,12 @@ class ReplayError(RuntimeError):
 def synth_replay(prompts, out_dir: Path, seed: int = 0) -> Path:
     """Render each prompt once in a pretraining voice; write OUT/replay_pool.jsonl (absolute audio
     paths) and return its path. Raises ReplayError when no utterance could be made."""
-    from asr_pinyin.speech.synth import _run
-    from asr_pinyin.speech.voices import espeak_voice
+    from asr_pinyin.speech.synth import render_sentences
 
     out_dir = Path(out_dir)
-    jobs = {}
-    for i, p in enumerate(prompts):
-        rng = random.Random(f"enroll-replay/{seed}/{i}")
-        jobs[f"replay-e{i:06d}"] = {
-            "id": f"replay-e{i:06d}", "split": "replay", "seed": rng.randrange(2**31),
-            "sentence": {"id": p.id, "text": p.text, "pinyin": p.pinyin}, "voice": espeak_voice(rng, "train")}
     records, errors = [], []
     try:
-        for rec in _run([(j, str(out_dir), "") for j in jobs.values()], 1):
+        for rec in render_sentences(prompts, out_dir, "replay", "train", f"enroll-replay/{seed}"):
             (errors if "error" in rec else records).append(rec)
     except Exception as e:  # noqa: BLE001 - any failure of the synthesizer is one clear error
         raise ReplayError(f"could not synthesize replay speech ({type(e).__name__}: {e})") from None

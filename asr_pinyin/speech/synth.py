@@ -247,6 +247,25 @@ def _render_star(a):
     return render(*a)
 
 
+def render_sentences(sentences, out_dir, split: str, voice_split: str, key: str, jobs: int = 1):
+    """Render each sentence (objects with `id`, `text`, `pinyin`) once with espeak, in a voice
+    drawn as `voices.espeak_voice` draws it for `voice_split`, under OUT/<split's folder>; yields
+    manifest records ("error" records for failures). Draws depend only on `key` and the index:
+    voice enrollment's replay and bench/enroll_voice.py's rendered takes use it."""
+    import random
+
+    from .voices import espeak_voice
+
+    args = []
+    for i, s in enumerate(sentences):
+        rng = random.Random(f"{key}/{i}")
+        voice = espeak_voice(rng, voice_split)
+        job = {"id": f"{split.split('/')[-1]}-e{i:06d}", "split": split, "seed": rng.randrange(2**31),
+               "sentence": {"id": s.id, "text": s.text, "pinyin": s.pinyin}, "voice": voice}
+        args.append((job, str(out_dir), ""))
+    yield from _run(args, jobs)
+
+
 def summarize(out: Path, splits) -> dict:
     """Hours per split and voice family, from the manifests on disk."""
     table = {}
