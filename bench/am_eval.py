@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import time
 
 import torch
@@ -48,9 +50,15 @@ def main() -> None:
 
         load_adapter(model, args.adapter, "adapter", "am")
         use_adapter_now(model, "adapter")
-    rows = []
+    rows, missing = [], []
     for split, mode, chunk, look in RUNS:
         path = f"{args.data}/{split}.jsonl"
+        if not os.path.isfile(path):    # a partial speech build: the noisy sets come after train
+            if split not in missing:
+                print(f"note: {path} not found, its rows are skipped (finish `make data`)",
+                      file=sys.stderr, flush=True)
+                missing.append(split)
+            continue
         utts = read_manifest(path)[0]
         if args.limit:
             utts = utts[: args.limit]
@@ -71,6 +79,8 @@ def main() -> None:
         print(f"| {r['split']} | {mode} | {100 * r['syllable_error_rate']:.2f} % | "
               f"{100 * r['syllable_error_rate_toneless']:.2f} % | {cer} | {after} | {r['rtf']:.3f} | {r['utterances']} | "
               f"{r['audio_seconds'] / 3600:.2f} |")
+    for split in missing:
+        print(f"| {split} | (not built) | - | - | - | - | - | 0 | - |")
 
 
 if __name__ == "__main__":
