@@ -38,7 +38,7 @@ corpus: venv sysdeps
 # Every corpus the acoustic recipes and benchmarks read, rebuilt on a fresh checkout (data/ is
 # never committed): text, then the default speech recipe (dev, test, held-out voice first, so the
 # evaluation sets exist early; then train), then the random tonal syllables. Deterministic (seed 0)
-# and resumable: run it again after a stop. ~1 h 45 min on an idle 2-core machine (docs/DATA_SPEECH.md).
+# and resumable: run it again after a stop. ~2-2.5 h on the shared 2-core machine (docs/DATA_SPEECH.md).
 data: venv sysdeps
 	@test -f data/text/stats.json || .venv/bin/asr-pinyin corpus build --out data/text
 	.venv/bin/asr-pinyin speech synth --text-dir data/text --out data/speech --recipe default --jobs 2 --seed 0
