@@ -34,14 +34,12 @@ def render_prompts(prompts, out: Path, seed: int) -> dict:
 
     work = out / "_render"
     seconds, variants, errors = 0.0, {}, []
-    by_id = {f"enroll-e{i:06d}": p for i, p in enumerate(prompts)}
     # the speech build's own worker pool (forkserver: espeak forks per utterance, never from here)
     for rec in render_sentences(prompts, work, "heldout_voice/enroll", "heldout_voice/train", f"enroll/{seed}"):
-        p = by_id[rec["id"]]
         if "error" in rec:
-            errors.append(f"{p.id}: {rec['error']}")
+            errors.append(f"{rec['text_id']}: {rec['error']}")
             continue
-        os.replace(work / "heldout_voice" / rec["audio"], out / f"{p.id}.flac")
+        os.replace(work / "heldout_voice" / rec["audio"], out / f"{rec['text_id']}.flac")
         seconds += rec["duration"]
         variants[rec["voice"]["variant"]] = variants.get(rec["voice"]["variant"], 0) + 1
     return {"prompts": len(prompts), "rendered": len(prompts) - len(errors), "audio_s": round(seconds, 1),

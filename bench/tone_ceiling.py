@@ -84,25 +84,12 @@ VITERBI_PENALTY, VITERBI_CANDIDATES = 3.0, 6
 
 def viterbi_pitch(padded: torch.Tensor, n: int, lag: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Voicing and a candidate-path log F0 (see the module doc); `lag` None = whole utterance."""
-    frames = padded[: (n - 1) * FE.HOP + FE.PITCH_WIN].unfold(0, FE.PITCH_WIN, FE.HOP)[:n].double()
-    frames = frames - frames.mean(1, keepdim=True)
-    spec = torch.fft.rfft(frames, 2 * FE.PITCH_WIN)
-    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * FE.PITCH_WIN)[:, : FE.LAG_MAX_V3 + 2]
-    sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)
-    lags = torch.arange(FE.LAG_MAX_V3 + 2)
-    c = (r / ((sq[:, FE.PITCH_WIN - lags] * (sq[:, -1:] - sq[:, lags])).sqrt() + FE.PITCH_WIN * 1e-5))[:, FE.LAG_MIN - 1:]
+    c = FE.nccf(padded, n, FE.LAG_MAX_V3)                  # version 3's search
     mid = c[:, 1:-1]
     peak = (mid >= c[:, :-2]) & (mid >= c[:, 2:])
     top = torch.where(peak, mid, torch.full_like(mid, -1.0)).topk(VITERBI_CANDIDATES, 1)
-    rows = torch.arange(n)
-    log_f0 = []
-    for j in range(VITERBI_CANDIDATES):                    # parabolic interpolation, as _raw_pitch
-        i = top.indices[:, j]
-        y0, y1, y2 = c[rows, i], c[rows, i + 1], c[rows, i + 2]
-        den = y0 - 2 * y1 + y2
-        shift = torch.where(den.abs() > 1e-9, 0.5 * (y0 - y2) / den, torch.zeros_like(den)).clamp(-0.5, 0.5)
-        log_f0.append(np.log(FE.SAMPLE_RATE / ((i + FE.LAG_MIN).double() + shift).numpy()))
-    lf, val = np.stack(log_f0, 1), top.values.numpy()
+    lf = np.stack([FE.peak_log_f0(c, top.indices[:, j]) for j in range(VITERBI_CANDIDATES)], 1)
+    val = top.values.numpy()
     voicing = mid.max(1).values.clamp(0, 1).numpy()
     voiced = voicing >= FE.VOICED
     local = np.where(val > -1, val, -9.0)                  # no peak: a candidate never taken
@@ -112,8 +99,13 @@ def viterbi_pitch(padded: torch.Tensor, n: int, lag: int | None = None) -> tuple
         back[t], score = trans.argmax(1), local[t] + trans.max(1)
         scores.append(score)
     out = np.empty(n)
+    if lag is None:                                        # one backtrack over the whole utterance
+        j = int(scores[-1].argmax())
+        for t in range(n - 1, -1, -1):
+            out[t], j = lf[t, j], back[t, j]
+        return voicing, out
     for t in range(n):                                     # decide frame t at frame t + lag
-        end = n - 1 if lag is None else min(n - 1, t + lag)
+        end = min(n - 1, t + lag)
         j = int(scores[end].argmax())
         for s in range(end, t, -1):
             j = back[s, j]

@@ -122,17 +122,7 @@ def _raw_pitch(padded: torch.Tensor, n: int, version: int = 1) -> tuple[np.ndarr
     (Kaldi's floor). Measured on espeak random tonal syllables with the true syllable spans
     (an MLP over per-syllable contours, `bench/tone_ceiling.py`, 300 utterances): tone accuracy
     65.7 % with version 2's raw F0, 69.9 % with version 3's (Praat's offline tracker: ~73 %)."""
-    lag_max = LAG_MAX_V3 if version >= 3 else LAG_MAX
-    frames = padded[: (n - 1) * HOP + PITCH_WIN].unfold(0, PITCH_WIN, HOP)[:n].double()
-    frames = frames - frames.mean(1, keepdim=True)
-    spec = torch.fft.rfft(frames, 2 * PITCH_WIN)
-    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * PITCH_WIN)[:, : lag_max + 2]
-    sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)          # (n, W+1)
-    lags = torch.arange(lag_max + 2)
-    e0 = sq[:, PITCH_WIN - lags]                          # energy of x[0 : W-lag]
-    e1 = sq[:, -1:] - sq[:, lags]                         # energy of x[lag : W]
-    nccf = r / ((e0 * e1).sqrt() + PITCH_WIN * 1e-5)      # quiet frames stay near 0
-    c = nccf[:, LAG_MIN - 1:]                             # lags LAG_MIN-1 .. LAG_MAX+1
+    c = nccf(padded, n, LAG_MAX_V3 if version >= 3 else LAG_MAX)
     mid = c[:, 1:-1]
     peak = (mid >= c[:, :-2]) & (mid >= c[:, 2:])
     best = mid.max(1, keepdim=True).values
@@ -141,13 +131,30 @@ def _raw_pitch(padded: torch.Tensor, n: int, version: int = 1) -> tuple[np.ndarr
     i = ok.double().argmax(1)
     if version >= 3:
         i = torch.where(ok.any(1), i, mid.argmax(1))
-    rows = torch.arange(n)
+    return best[:, 0].clamp(0.0, 1.0).numpy(), peak_log_f0(c, i)
+
+
+def nccf(padded: torch.Tensor, n: int, lag_max: int) -> torch.Tensor:
+    """(n, lags) normalized cross-correlation of each PITCH_WIN window, lags LAG_MIN-1 .. lag_max+1."""
+    frames = padded[: (n - 1) * HOP + PITCH_WIN].unfold(0, PITCH_WIN, HOP)[:n].double()
+    frames = frames - frames.mean(1, keepdim=True)
+    spec = torch.fft.rfft(frames, 2 * PITCH_WIN)
+    r = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, 2 * PITCH_WIN)[:, : lag_max + 2]
+    sq = torch.cat([frames.new_zeros(n, 1), (frames ** 2).cumsum(1)], 1)          # (n, W+1)
+    lags = torch.arange(lag_max + 2)
+    e0 = sq[:, PITCH_WIN - lags]                          # energy of x[0 : W-lag]
+    e1 = sq[:, -1:] - sq[:, lags]                         # energy of x[lag : W]
+    corr = r / ((e0 * e1).sqrt() + PITCH_WIN * 1e-5)      # quiet frames stay near 0
+    return corr[:, LAG_MIN - 1:]
+
+
+def peak_log_f0(c: torch.Tensor, i: torch.Tensor) -> np.ndarray:
+    """log F0 (Hz) of the peak at index `i` of each row of `nccf()`, parabola-interpolated."""
+    rows = torch.arange(c.shape[0])
     y0, y1, y2 = c[rows, i], c[rows, i + 1], c[rows, i + 2]
     den = y0 - 2 * y1 + y2
     shift = torch.where(den.abs() > 1e-9, 0.5 * (y0 - y2) / den, torch.zeros_like(den)).clamp(-0.5, 0.5)
-    lag = (i + LAG_MIN).double() + shift
-    voicing = best[:, 0].clamp(0.0, 1.0)
-    return voicing.numpy(), np.log(SAMPLE_RATE / lag.numpy())
+    return np.log(SAMPLE_RATE / ((i + LAG_MIN).double() + shift).numpy())
 
 
 def _leaky_sum(x: np.ndarray, start: float) -> np.ndarray:

