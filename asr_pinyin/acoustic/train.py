@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from asr_pinyin.device import get_device
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, ModelConfig
 from .dataset import TrainSet, dynamic_batches, read_manifest, spec_augment
 from .frontend import accumulate_stats
 from .model import AcousticModel, count_params, load_model, save_model
@@ -71,6 +71,22 @@ def average_snapshots(paths: list[Path]) -> dict:
 GROWABLE = {"pitch": ("pitch.",), "factored_head": ("base_head.", "tone_head.")}
 
 
+def warm_start_changes(init_cfg: ModelConfig, model_cfg: ModelConfig, source: str) -> tuple[dict, bool]:
+    """What a warm start from a checkpoint with `init_cfg` changes in a recipe's `model_cfg`:
+    ({GROWABLE field: switched on}, pitch version changed). The recipe's [model] must be the
+    checkpoint's, except that it may add pitch or the factored head (those parts start at zero, so
+    training starts at the old accuracy) or change the pitch features' version (same three
+    dimensions, cleaner values); anything else is a ConfigError."""
+    added = {f: getattr(model_cfg, f) and not getattr(init_cfg, f) for f in GROWABLE}
+    grown = {**dataclasses.asdict(init_cfg), **{f: True for f, on in added.items() if on}}
+    new_pitch = init_cfg.pitch and model_cfg.pitch and init_cfg.pitch_version != model_cfg.pitch_version
+    if added["pitch"] or new_pitch:
+        grown["pitch_version"] = model_cfg.pitch_version
+    if grown != dataclasses.asdict(model_cfg):
+        raise ConfigError(f"[model] of the recipe differs from {source}'s; copy it")
+    return added, new_pitch
+
+
 class Trainer:
     def __init__(self, cfg: Config):
         self.cfg, tc = cfg, cfg.train
@@ -88,23 +104,16 @@ class Trainer:
             torch.set_num_threads(max(1, tc.threads))
         torch.manual_seed(tc.seed)
         self.out = Path(tc.out_dir)
+        resuming = (self.out / "last.pt").is_file()
+        init = None
+        if tc.init_from and not resuming:      # checked before the corpus is read (minutes)
+            init = load_model(tc.init_from)
+            added, new_pitch = warm_start_changes(init.cfg, cfg.model, tc.init_from)
         self.utts = []
         for path in cfg.data.train:
             self.utts += read_manifest(path, cfg.data.max_duration)[0]
         self.model = AcousticModel(cfg.model)
-        resuming = (self.out / "last.pt").is_file()
-        if tc.init_from and not resuming:      # fine-tuning keeps the pretrained CMVN
-            init = load_model(tc.init_from)
-            # the recipe's [model] must be the checkpoint's, except that it may add pitch or the
-            # factored head: those parts start at zero, so training starts at the old accuracy
-            added = {f: getattr(cfg.model, f) and not getattr(init.cfg, f) for f in GROWABLE}
-            grown = {**dataclasses.asdict(init.cfg), **{f: True for f, on in added.items() if on}}
-            # or it may change the pitch features' version (same three dimensions, cleaner values)
-            new_pitch = init.cfg.pitch and cfg.model.pitch and init.cfg.pitch_version != cfg.model.pitch_version
-            if added["pitch"] or new_pitch:
-                grown["pitch_version"] = cfg.model.pitch_version
-            if grown != dataclasses.asdict(cfg.model):
-                raise ConfigError(f"[model] of the recipe differs from {tc.init_from}'s; copy it")
+        if init is not None:                   # fine-tuning keeps the pretrained CMVN
             sd = init.state_dict()
             if added["pitch"] or new_pitch:   # fbank weights and CMVN kept, the pitch dims' CMVN estimated
                 estimate_cmvn(self.model, self.utts, cfg.data.cmvn_utterances, tc.seed)
