@@ -80,3 +80,28 @@ def test_clean_batches_skip_noise_and_room(tmp_path):
     plain = TrainSet(utts, [[0]], None)[0][0]
     assert torch.allclose(clean, plain, atol=1e-4)
     assert (noisy - plain).abs().mean() > 0.1
+
+
+def test_tempo_perturbation_changes_length_not_pitch(tmp_path):
+    """tempo_prob = 1: every utterance gets a tempo factor from tempo_range, so the features get
+    shorter or longer by that factor while the pitch track stays where it was."""
+    import soundfile as sf
+
+    from asr_pinyin.acoustic.dataset import TrainSet
+
+    t = np.arange(32000) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, 16000)
+    utts = [Utt("a", str(tmp_path / "a.wav"), "ni3", 2.0, [1])]
+    plain = TrainSet(utts, [[0]], None, pitch=3)[0][0][0]
+    fast = TrainSet(utts, [[0]], AugmentConfig(speed=[1.0], tempo_prob=1.0, tempo_range=[1.3, 1.3]),
+                    pitch=3)[0][0][0]
+    slow = TrainSet(utts, [[0]], AugmentConfig(speed=[1.0], tempo_prob=1.0, tempo_range=[0.8, 0.8]),
+                    pitch=3)[0][0][0]
+    assert abs(fast.shape[0] - plain.shape[0] / 1.3) <= 3
+    assert abs(slow.shape[0] - plain.shape[0] / 0.8) <= 3
+    mid = slice(20, 120)   # raw log F0 is not a feature column; the fbank's peak band is
+    peak = lambda f: int(f[mid, :80].mean(0).argmax())  # noqa: E731
+    assert abs(peak(fast) - peak(plain)) <= 1 and abs(peak(slow) - peak(plain)) <= 1
+    off = TrainSet(utts, [[0]], AugmentConfig(speed=[1.0], tempo_prob=0.0), pitch=3)[0][0][0]
+    assert off.shape == plain.shape

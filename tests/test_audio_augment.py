@@ -81,6 +81,24 @@ def test_speed_pitch_telephone_clip():
     assert A.clip(sine, 0.5).abs().max() <= 0.25 + 1e-6
 
 
+
+@pytest.mark.parametrize("factor", [0.8, 1.3])
+def test_tempo_changes_duration_and_keeps_pitch(factor):
+    t = torch.arange(SR) / SR
+    sine = 0.5 * torch.sin(2 * math.pi * 400 * t)
+    out = A.tempo(sine, factor)
+    assert out.numel() == round(SR / factor)
+    assert abs(dominant_hz(out) - 400) < 6            # speed() would move it to 400 * factor
+    assert abs(dominant_hz(A.speed(sine, factor)) - 400 * factor) < 6
+    # a tone burst comes at the scaled time: tempo stretches the time axis, not the spectrum
+    burst = torch.zeros(SR)
+    burst[8000:9600] = sine[8000:9600]
+    env = A.tempo(burst, factor).abs().unfold(0, 160, 160).mean(1)
+    onset = int((env > 0.5 * env.max()).nonzero()[0]) * 160
+    assert abs(onset - 8000 / factor) < 400
+    assert A.tempo(sine, 1.0) is sine
+
+
 def test_rooms_decay_and_keep_length_and_power():
     g = torch.Generator().manual_seed(0)
     x = speechlike()

@@ -79,6 +79,10 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     speed: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    # tempo perturbation (pitch and formants kept; after speed): on this share of utterances,
+    # a factor drawn uniformly from tempo_range (> 1 = faster)
+    tempo_prob: float = 0.0
+    tempo_range: list[float] = field(default_factory=lambda: [0.8, 1.4])
     callable: str = ""               # "module:function" fn(wave, sr, rng) -> wave; "" = built-in below
     noise_prob: float = 0.0          # used when asr_pinyin.audio.augment is present
     reverb_prob: float = 0.0

@@ -180,6 +180,9 @@ class TrainSet(torch.utils.data.Dataset):
             factor = float(rng.choice(self.aug.speed)) if self.aug.speed else 1.0
             if factor != 1.0:
                 wave = AF.speed(torch.from_numpy(wave), SAMPLE_RATE, factor)[0].numpy()
+            if self.aug.tempo_prob > 0 and rng.random() < self.aug.tempo_prob:
+                from asr_pinyin.audio.augment import tempo
+                wave = tempo(torch.from_numpy(wave), float(rng.uniform(*self.aug.tempo_range))).numpy()
             if self.extra is not None and not clean:
                 wave = self.extra(wave, SAMPLE_RATE, rng)
         return features(wave, self.n_mels, self.pitch)   # 0, or the pitch version (ModelConfig.pitch_kind)

