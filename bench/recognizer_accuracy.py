@@ -46,9 +46,17 @@ def main() -> None:
     ap.add_argument("--manifest", default="data/speech/test.jsonl")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gain-db", type=float, default=0.0, help="play every utterance this much louder (< 0: quieter)")
+    ap.add_argument("--every", type=int, default=1, help="only every N-th utterance")
+    ap.add_argument("--no-level", action="store_true",
+                    help="A/B: finals of quiet segments without the level correction (batching.QUIET_PEAK = 0)")
     args = ap.parse_args()
+    if args.no_level:
+        import asr_pinyin.recognizer.batching as batching
+        batching.QUIET_PEAK = 0.0
     torch.set_num_threads(args.threads)
     utts = read_manifest(args.manifest)[0]
+    utts = utts[::args.every]
     utts = utts[:args.limit] if args.limit else utts
     with open(args.manifest, encoding="utf-8") as f:
         texts = {d["id"]: d.get("text", "") for d in map(json.loads, f)}
@@ -57,7 +65,7 @@ def main() -> None:
     stats = {m: {"errs": 0, "errs_tl": 0, "syl": 0, "cerr": 0, "chars": 0, "wall": 0.0} for m in modes}
     seconds = 0.0
     for n, u in enumerate(utts, 1):
-        wave = load_wave(u.audio)
+        wave = load_wave(u.audio) * (10 ** (args.gain_db / 20))
         seconds += len(wave) / 16000
         ref_syl = u.pinyin.split()
         ref_chars = [c for c in texts.get(u.id, "") if c not in PUNCT]
@@ -76,7 +84,7 @@ def main() -> None:
         print(f"  {n}/{len(utts)}", end="\r", file=sys.stderr)
     for m, rec in modes.items():
         st = stats[m]
-        print(json.dumps({"mode": m, "manifest": args.manifest, "utterances": len(utts),
+        print(json.dumps({"mode": m, "manifest": args.manifest, "gain_db": args.gain_db, "utterances": len(utts),
                           "audio_seconds": round(seconds, 1),
                           "syllable_error_rate": round(st["errs"] / st["syl"], 4),
                           "syllable_error_rate_toneless": round(st["errs_tl"] / st["syl"], 4),

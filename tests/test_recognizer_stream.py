@@ -258,3 +258,25 @@ def test_callback_gets_every_result_and_the_stream_keeps_none(rec, audio):
     assert s.wait(30)
     assert s.results() == []    # a long server session must not accumulate results
     assert texts(got) == texts(rec.transcribe(audio)) and any(isinstance(r, Partial) for r in got)
+
+
+def test_quiet_segment_final_is_decoded_at_a_normal_level(rec):
+    """A segment peaking under -12 dBFS gets its final from its audio raised to a -6 dBFS peak (the
+    shipped model reads speech at -30 dB with 4x the errors); louder segments are left as they are."""
+    from asr_pinyin.acoustic.evaluate import transcribe_full
+    from asr_pinyin.acoustic.model import load_model
+    from asr_pinyin.recognizer import batching
+
+    model = load_model(model_paths()[0])
+    am = rec.am
+    clips = [speech(p) for _, p in SENTENCES[:3]]
+    loud = [c * np.float32(0.7 / np.abs(c).max()) for c in clips]            # -3 dBFS: untouched
+    quiet = [c * np.float32(10 ** (-40 / 20)) for c in loud]                  # -43 dBFS
+    as_is = lambda xs: [[(s.syllable, s.start, s.end) for s in h] for h in transcribe_full(model, xs)]  # noqa: E731
+    got = lambda xs: [[(s.pinyin, s.start, s.end) for s in h] for h in _step_all(am, xs)]  # noqa: E731
+    assert got(loud) == as_is(loud)
+    raised = [c * np.float32(batching.TARGET_PEAK / np.abs(c).max()) for c in quiet]
+    assert got(quiet) == as_is(raised) and any(as_is(raised))
+    assert as_is(quiet) != as_is(raised)       # without the correction the model hears other things
+    ceiling = [c * np.float32(1e-6) for c in loud]    # faint noise is lifted by at most 40 dB
+    assert got(ceiling) == as_is([c * np.float32(batching.MAX_GAIN) for c in ceiling])
