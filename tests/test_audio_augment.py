@@ -81,7 +81,6 @@ def test_speed_pitch_telephone_clip():
     assert A.clip(sine, 0.5).abs().max() <= 0.25 + 1e-6
 
 
-
 @pytest.mark.parametrize("factor", [0.8, 1.3])
 def test_tempo_changes_duration_and_keeps_pitch(factor):
     t = torch.arange(SR) / SR

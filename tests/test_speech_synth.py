@@ -42,7 +42,6 @@ def test_plan_holds_out_sentences_voices_and_a_family():
     assert len({j["id"] for j in jobs}) == len(jobs)
 
 
-
 def test_rates_recipe_speaks_dev_sentences_at_speeds_outside_train_and_test():
     sents = {s: read_sentences(None, s) for s in ("dev",)}
     jobs = voices.plan(voices.RECIPES["rates"], sents, seed=0)

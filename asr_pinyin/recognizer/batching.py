@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from asr_pinyin.acoustic.decode import BLANK, UNITS, greedy, slot_alternatives
-from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFeatures
+from asr_pinyin.acoustic.frontend import HOP, WIN, StreamingFeatures, features
 
 from asr_pinyin.acoustic.model import rope, rope_angles
 
@@ -113,7 +113,6 @@ class SegmentState:
         self.open: list | None = None   # [unit, first frame, last frame, peak log-prob, peak row]
         self.all_feats: list[torch.Tensor] = []   # the segment's features so far (two-pass final)
         self.samples: list[np.ndarray] = []       # and its samples (a quiet segment's final, below)
-        self.peak = 0.0
 
 
 class BatchedAcoustic:
@@ -179,8 +178,6 @@ class BatchedAcoustic:
             if self.full_final:
                 s.all_feats.append(new)
                 s.samples.append(job.samples)
-                if job.samples.size:
-                    s.peak = max(s.peak, float(np.abs(job.samples).max()))
                 if job.last:     # the full pass gives this segment's result: no streaming steps
                     continue
             s.feats = torch.cat([s.feats, new])
@@ -242,12 +239,10 @@ class BatchedAcoustic:
         MAX_GAIN). The model heard speech peaking at -9..-1 dBFS, and a level is not a shift CMVN
         removes (the log-mel floor stays where it is): speech at -24 / -30 / -36 dB read with SER
         26.7 / 48.8 / 79.9 % against 12.8 % (BENCHMARKS.md, "what the noisy test costs")."""
-        feats = torch.cat(s.all_feats)
-        if not 0.0 < s.peak < QUIET_PEAK or not s.samples:
-            return feats
-        from asr_pinyin.acoustic.frontend import features
-
-        gain = min(MAX_GAIN, TARGET_PEAK / s.peak)
+        peak = max((float(np.abs(x).max()) for x in s.samples if x.size), default=0.0)
+        if not 0.0 < peak < QUIET_PEAK:      # also NaN: the frontend sanitizes it
+            return torch.cat(s.all_feats)
+        gain = min(MAX_GAIN, TARGET_PEAK / peak)
         return features(np.concatenate(s.samples) * np.float32(gain), self.model.cfg.n_mels,
                         self.model.cfg.pitch_kind)
 
