@@ -247,11 +247,13 @@ def _render_star(a):
     return render(*a)
 
 
-def render_sentences(sentences, out_dir, split: str, voice_split: str, key: str, jobs: int = 1):
+def render_sentences(sentences, out_dir, split: str, voice_split: str, key: str, jobs: int = 1,
+                     voice_for=None):
     """Render each sentence (objects with `id`, `text`, `pinyin`) once with espeak, in a voice
-    drawn as `voices.espeak_voice` draws it for `voice_split`, under OUT/<split's folder>; yields
-    manifest records ("error" records for failures). Draws depend only on `key` and the index:
-    voice enrollment's replay and bench/enroll_voice.py's rendered takes use it."""
+    drawn as `voices.espeak_voice` draws it for `voice_split` (or `voice_for(i)`'s voice, e.g. a
+    `speech.user.SimulatedUser`'s), under OUT/<split's folder>; yields manifest records ("error"
+    records for failures). Draws depend only on `key` and the index: voice enrollment's replay
+    and bench/enroll_voice.py's rendered takes use it."""
     import random
 
     from .voices import espeak_voice
@@ -259,7 +261,7 @@ def render_sentences(sentences, out_dir, split: str, voice_split: str, key: str,
     args = []
     for i, s in enumerate(sentences):
         rng = random.Random(f"{key}/{i}")
-        voice = espeak_voice(rng, voice_split)
+        voice = espeak_voice(rng, voice_split) if voice_for is None else voice_for(i)
         job = {"id": f"{split.split('/')[-1]}-e{i:06d}", "split": split, "seed": rng.randrange(2**31),
                "sentence": {"id": s.id, "text": s.text, "pinyin": s.pinyin}, "voice": voice}
         args.append((job, str(out_dir), ""))
