@@ -40,7 +40,6 @@ def render_prompts(prompts, out: Path, seed: int, user=None, first_take: int = 0
     pitch and range drawn per prompt as `heldout_voice/train` draws them), or spoken by `user`
     (a SimulatedUser: its voice for take first_take + i, then its channel). Manifest records of
     the kept files are appended to `records` when given."""
-    from asr_pinyin.audio.io import load_audio, save_flac
     from asr_pinyin.speech.synth import render_sentences
 
     work = out / "_render"
@@ -54,13 +53,9 @@ def render_prompts(prompts, out: Path, seed: int, user=None, first_take: int = 0
             errors.append(f"{rec['text_id']}: {rec['error']}")
             continue
         src, dst = work / "heldout_voice" / rec["audio"], out / f"{rec['text_id']}.flac"
-        if user is None:
-            os.replace(src, dst)
-        else:
-            import torch
-            wav = user.record(torch.from_numpy(load_audio(src)), first_take + index[rec["text_id"]])
-            save_flac(dst, wav.numpy())
-            src.unlink()
+        if user is not None:          # the user's room and microphone, in place
+            user.record_file(src, src, first_take + index[rec["text_id"]])
+        os.replace(src, dst)
         seconds += rec["duration"]
         variants[rec["voice"]["variant"]] = variants.get(rec["voice"]["variant"], 0) + 1
         if records is not None:

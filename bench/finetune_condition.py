@@ -5,7 +5,7 @@
 
 The held-out klatt family (data/speech/heldout_voice: in no pretraining split) as a device would
 hear it: every utterance of heldout_voice/train (~11 min; split by id hash into ft_train / ft_dev
-as scripts/split_manifest.py splits it) and of heldout_voice/test (unseen test sentences) goes
+by scripts/split_manifest.py's `split_rows`) and of heldout_voice/test (unseen test sentences) goes
 through one fixed channel, a `speech.user.SimulatedUser`'s room, microphone and noise floor
 (the voices stay the family's, drawn per utterance). Then `asr-pinyin finetune-am --method
 lora` on ft_train with early stopping on ft_dev, replay from the training voices (the
@@ -16,7 +16,6 @@ on the clean general test with the adapter on. Prints one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,22 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.enroll_voice import run_eval  # noqa: E402
+from scripts.split_manifest import split_rows  # noqa: E402
 
 
 def through_channel(rows: list[dict], src_dir: Path, user, out: Path, name: str, first: int) -> Path:
     """Each row's audio recorded through `user`'s channel (take first + k); OUT/NAME.jsonl."""
-    import torch
-
-    from asr_pinyin.audio.io import load_audio, save_flac
-
     (out / name).mkdir(parents=True, exist_ok=True)
     manifest = out / f"{name}.jsonl"
     with open(manifest, "w", encoding="utf-8") as f:
         for k, r in enumerate(rows):
             dst = out / name / f"{r['id']}.flac"
             if not dst.is_file():
-                wav = user.record(torch.from_numpy(load_audio(src_dir / r["audio"])), first + k)
-                save_flac(dst, wav.numpy())
+                user.record_file(src_dir / r["audio"], dst, first + k)
             f.write(json.dumps({**r, "audio": f"{name}/{dst.name}",
                                 "channel": {"user_seed": user.seed, **user.room}}, ensure_ascii=False) + "\n")
     return manifest
@@ -72,9 +67,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     user = SimulatedUser(args.condition, "room")
     read = lambda p: [json.loads(x) for x in p.read_text("utf-8").splitlines() if x.strip()]  # noqa: E731
-    train = read(src / "train.jsonl")
-    dev_rows = [r for r in train if int(hashlib.sha1(str(r["id"]).encode()).hexdigest(), 16) % 10 < 2]
-    tr_rows = [r for r in train if r not in dev_rows]
+    parts = split_rows(read(src / "train.jsonl"))
+    tr_rows, dev_rows = parts["train"], parts["dev"]
     t0 = time.time()
     ft_train = through_channel(tr_rows, src, user, out, "ft_train", 0)
     ft_dev = through_channel(dev_rows, src, user, out, "ft_dev", 10000)

@@ -15,6 +15,16 @@ import sys
 from pathlib import Path
 
 
+def split_rows(rows: list[dict], dev_tenths: int = 2) -> dict[str, list[dict]]:
+    """{"train": [...], "dev": [...]}: a row goes to dev when the SHA-1 of its id falls in the
+    first `dev_tenths` tenths (bench/finetune_condition.py splits the same way)."""
+    parts = {"train": [], "dev": []}
+    for r in rows:
+        bucket = int(hashlib.sha1(str(r["id"]).encode()).hexdigest(), 16) % 10
+        parts["dev" if bucket < dev_tenths else "train"].append(r)
+    return parts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("manifest")
@@ -23,10 +33,7 @@ def main() -> int:
     args = ap.parse_args()
     src = Path(args.manifest)
     rows = [json.loads(line) for line in src.read_text("utf-8").splitlines() if line.strip()]
-    parts = {"train": [], "dev": []}
-    for r in rows:
-        bucket = int(hashlib.sha1(str(r["id"]).encode()).hexdigest(), 16) % 10
-        parts["dev" if bucket < args.dev_tenths else "train"].append(r)
+    parts = split_rows(rows, args.dev_tenths)
     for name, part in parts.items():
         out = src.with_name(f"{args.prefix}{name}.jsonl")
         out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), "utf-8")

@@ -81,7 +81,13 @@ class SimulatedUser:
             return wav
         r = self.room
         x = self.room_and_mic(wav)
-        g = torch.Generator().manual_seed((self.room["rir_seed"] + 7919 * (i + 1)) % 2**31)
+        g = torch.Generator().manual_seed((r["rir_seed"] + 7919 * (i + 1)) % 2**31)
         x = add_noise(x, coloured_noise(x.numel(), r["noise"], g), r["snr_db"])
         peak = float(x.abs().max()) if x.numel() else 0.0
         return x * (10 ** (r["peak_db"] / 20) / peak) if peak > 0 else x
+
+    def record_file(self, src, dst, i: int) -> None:
+        """`record` from one audio file to a 16 kHz FLAC (the two may be the same path)."""
+        from ..audio.io import load_audio, save_flac
+
+        save_flac(dst, self.record(torch.from_numpy(load_audio(src)), i).numpy())
