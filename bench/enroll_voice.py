@@ -65,25 +65,26 @@ def render_prompts(prompts, out: Path, seed: int, user=None, first_take: int = 0
             "variants": dict(sorted(variants.items())), "errors": errors[:5]}
 
 
-def user_test_set(user, n: int, text_dir: Path, out: Path) -> tuple[Path, dict]:
-    """`n` test-split sentences (a seeded sample of TEXT_DIR/test.jsonl, 4-30 syllables) spoken
-    by `user` (takes 100000 + i, never the prompts' draws), as OUT/user_test.jsonl."""
+def user_test_set(user, n: int, text_dir: Path, out: Path, split: str = "test") -> tuple[Path, dict]:
+    """`n` sentences of one text split (a seeded sample of TEXT_DIR/SPLIT.jsonl, 4-30 syllables)
+    spoken by `user` (takes 100000 + i, never the prompts' draws), as OUT/user_SPLIT.jsonl.
+    `test` scores enrollment; `dev` is for choosing its settings (bench/enroll_policy.py)."""
     import random
     from types import SimpleNamespace
 
     from asr_pinyin.speech.synth import read_sentences
 
-    pool = [s for s in read_sentences(text_dir, "test") if 4 <= len(s["pinyin"].split()) <= 30]
-    random.Random(f"user-test/{user.seed}").shuffle(pool)
+    pool = [s for s in read_sentences(text_dir, split) if 4 <= len(s["pinyin"].split()) <= 30]
+    random.Random(f"user-{split}/{user.seed}").shuffle(pool)
     sents = [SimpleNamespace(**s) for s in pool[:n]]
-    audio = out / "user_test"
+    audio = out / f"user_{split}"
     audio.mkdir(parents=True, exist_ok=True)
     records: list = []
     info = render_prompts(sents, audio, user.seed, user=user, first_take=100000, records=records)
-    manifest = out / "user_test.jsonl"
+    manifest = out / f"user_{split}.jsonl"
     with open(manifest, "w", encoding="utf-8") as f:
         for r in sorted(records, key=lambda r: r["id"]):
-            r["audio"] = f"user_test/{r['audio']}"
+            r["audio"] = f"user_{split}/{r['audio']}"
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return manifest, info
 
@@ -119,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--max-minutes", type=float, default=10.0)
     ap.add_argument("--replay", type=float, default=0.0, help="enroll --replay share (0: none)")
+    ap.add_argument("--early-stop", action="store_true",
+                    help="enroll --early-stop (the policy before session 14: the held-back best)")
     ap.add_argument("--max-mismatch", type=float, default=0.5, help="take check threshold (1: off)")
     ap.add_argument("--limit-prompts", type=int, default=0, help="use only the first N prompts")
     ap.add_argument("--keep", default=None, help="keep the rendered takes and profile in this folder")
@@ -178,7 +181,8 @@ def main(argv=None) -> int:
     code = cli(["enroll", "--name", name, "--from-dir", str(takes_dir), "--prompts", str(prompt_file),
                 "--am", am, "--min-takes", str(max(2, int(0.6 * len(prompts)))),
                 "--max-steps", str(args.max_steps), "--max-minutes", str(args.max_minutes),
-                "--max-mismatch", str(args.max_mismatch), "--replay", str(args.replay), "--force-adapt"])
+                "--max-mismatch", str(args.max_mismatch), "--replay", str(args.replay), "--force-adapt"]
+               + (["--early-stop"] if args.early_stop else []))
     enroll_s = time.time() - t0
     from asr_pinyin.enroll.profile import VoiceProfile
 

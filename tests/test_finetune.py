@@ -155,6 +155,22 @@ def test_am_finetune_keeps_the_best_dev_state_even_the_start(am_adapter, tmp_pat
     assert max(devs) > report["ser_before"]                  # the steps after it were worse
 
 
+def test_am_finetune_without_early_stop_runs_the_whole_schedule(am_adapter, tmp_path):
+    """early_stop=False (enrollment's policy): the dev set is measured, not obeyed. The same
+    absurd run trains every step and ships its end, worse than the start, instead of the start."""
+    from asr_pinyin.acoustic.finetune import finetune_am
+
+    base, _, manifest, _ = am_adapter
+    report = finetune_am(str(manifest), str(tmp_path / "fixed.pt"), "lora", str(base), str(manifest), max_steps=30,
+                         max_minutes=3, progress=False, rank=8, lr=30.0, threads=1, work_dir=str(tmp_path / "w"),
+                         early_stop=False)
+    log = [json.loads(line) for line in (tmp_path / "w" / "log.jsonl").read_text().splitlines()]
+    events = {r.get("event") for r in log}
+    assert "best" not in events and "early_stop" not in events and "dev" in events, events
+    assert report["steps"] == 30 and report["early_stop"] is False
+    assert report["ser_after"] > report["ser_before"], report
+
+
 def test_am_lora_can_reach_the_output_heads_and_input_projections(am_adapter, tmp_path):
     """--lora-targets: LoRA also on the output head and the input projections (fbank, pitch);
     the adapter file carries those layers, loads on the base, changes its output only when on."""

@@ -1,6 +1,7 @@
 """Subcommands of the acoustic stage: `train-am`, `finetune-am`, `eval`, `transcribe-am`."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -34,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--method", choices=["lora", "full"], default="lora")
     p.add_argument("--out", required=True, help="adapter file (lora) or model file (full)")
     p.add_argument("--dev", default=None, help="dev manifest: early stopping and before/after SER")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --dev: keep the dev-best state and stop when dev stops improving "
+                        "(default); --no-early-stop: the fixed schedule's end, dev only measured")
     p.add_argument("--base", default=None, help="base model (default models/am/model.pt)")
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--max-minutes", type=float, default=10.0)
@@ -137,7 +141,8 @@ def run_finetune(args) -> int:
                              args.max_minutes, rank=args.rank, lr=args.lr, seed=args.seed,
                              threads=args.threads, work_dir=args.work_dir, replay=args.replay,
                              replay_manifest=args.replay_manifest,
-                             lora_targets=[t.strip() for t in args.lora_targets.split(",") if t.strip()])
+                             lora_targets=[t.strip() for t in args.lora_targets.split(",") if t.strip()],
+                             early_stop=args.early_stop)
     except (ConfigError, ManifestError, ModelLoadError, OSError) as e:
         return _fail(str(e))
     if "rank" not in report:            # under torchrun only rank 0 reports (stdout is shared)

@@ -129,6 +129,7 @@ class TrainConfig:
     # parameter-efficient fine-tuning (peft LoRA on the Linear layers named here; rank 0 = off)
     lora_rank: int = 0
     lora_alpha: float = 16.0
+    lora_dropout: float = 0.0        # dropout on the LoRA path's input (training only)
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "out", "pw1", "pw2", "ff1.1", "ff1.4",
                                                              "ff2.1", "ff2.4"])
 

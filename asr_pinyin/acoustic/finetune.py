@@ -29,8 +29,15 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
                     dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                     rank: int = 8, lr: float = 0.0, seed: int = 1234, threads: int = 2,
                     model=None, replay: float = 0.0, replay_manifest: str = "",
-                    lora_targets: list[str] | None = None) -> Config:
-    """A fine-tuning recipe from the base model's own architecture (`model`: the base, if loaded)."""
+                    lora_targets: list[str] | None = None, early_stop: bool = True) -> Config:
+    """A fine-tuning recipe from the base model's own architecture (`model`: the base, if loaded).
+
+    With a dev set and `early_stop`, the product is the dev-best state (the base included) and
+    training stops after 3 evaluations without a gain. `early_stop=False` keeps the dev set for
+    the before/after figures and the logs only: the product is the fixed schedule's end (the
+    average of the last two snapshots). Enrollment uses that: its dev set is ~10 held-back takes
+    (~100 syllables), too few to choose a step on (bench/enroll_policy.py, BENCHMARKS.md).
+    """
     import dataclasses
 
     from .model import default_model_path, load_model
@@ -58,8 +65,8 @@ def finetune_config(train_manifest: str, work_dir: str, method: str = "lora", ba
         tc.lora_targets = list(lora_targets)
     tc.eval_every = max(25, max_steps // 6) if dev_manifest else 0
     tc.save_every = tc.eval_every or 50
-    tc.patience = 3 if dev_manifest else 0
-    tc.keep_best = bool(dev_manifest)
+    tc.patience = 3 if dev_manifest and early_stop else 0
+    tc.keep_best = bool(dev_manifest) and early_stop
     tc.average_last = 2
     tc.keep_checkpoints = 2
     tc.log_every = 10
@@ -104,9 +111,11 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
                 dev_manifest: str | None = None, max_steps: int = 300, max_minutes: float = 10.0,
                 progress: bool = True, rank: int = 8, lr: float = 0.0, seed: int = 1234,
                 threads: int = 2, work_dir: str | None = None, replay: float = 0.0,
-                replay_manifest: str = "", lora_targets: list[str] | None = None) -> dict:
+                replay_manifest: str = "", lora_targets: list[str] | None = None,
+                early_stop: bool = True) -> dict:
     """Fine-tune, then write the adapter (lora) or model (full) to `out`; returns a report with
-    the dev syllable error rate before and after when `dev_manifest` is given."""
+    the dev syllable error rate before and after when `dev_manifest` is given (`early_stop`:
+    see finetune_config)."""
     import torch
 
     from asr_pinyin.finetune.lora import load_adapter, use_adapter_now
@@ -119,7 +128,8 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
     base_model = load_model(base)                 # once: the recipe and the before/after SER use it
     cfg = finetune_config(train_manifest, str(work), method, base, dev_manifest, max_steps, max_minutes,
                           rank, lr, seed, threads, model=base_model, replay=replay,
-                          replay_manifest=replay_manifest, lora_targets=lora_targets)
+                          replay_manifest=replay_manifest, lora_targets=lora_targets,
+                          early_stop=early_stop)
     torch.set_num_threads(max(1, threads))
     rank = int(os.environ.get("RANK", "0"))       # under torchrun, rank 0 measures and writes
     trainer = Trainer(cfg)
@@ -150,7 +160,7 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
               "train_manifest": train_manifest, "dev_manifest": dev_manifest,
               "ser_before": before, "ser_after": after, "trainable_params": trainable,
               "trainable_share": round(trainable / total, 5), "bytes": out.stat().st_size,
-              "replay": replay, "lora_targets": cfg.train.lora_targets if method == "lora" else None,
+              "replay": replay, "early_stop": bool(dev_manifest) and early_stop, "lora_targets": cfg.train.lora_targets if method == "lora" else None,
               "base": cfg.train.init_from, "out": str(out)}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     return report

@@ -132,7 +132,8 @@ class Trainer:
             from asr_pinyin.finetune.lora import LoraSpec, add_lora, fingerprint
 
             self.base_fingerprint = fingerprint(self.model)
-            self.lora = LoraSpec(targets=tuple(tc.lora_targets), r=tc.lora_rank, alpha=tc.lora_alpha)
+            self.lora = LoraSpec(targets=tuple(tc.lora_targets), r=tc.lora_rank, alpha=tc.lora_alpha,
+                                 dropout=tc.lora_dropout)
             add_lora(self.model, self.lora, "voice")
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         decay = [p for n, p in named if p.ndim >= 2]

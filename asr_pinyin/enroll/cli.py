@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--val-share", type=float, default=0.1, help="share of takes held back (default 0.1)")
     p.add_argument("--max-steps", type=int, default=300, help="adaptation steps (default 300)")
     p.add_argument("--max-minutes", type=float, default=10.0, help="adaptation time limit (default 10)")
+    p.add_argument("--early-stop", action="store_true",
+                   help="keep the state best on the held-back takes and stop when they stop "
+                        "improving (default: the whole schedule; the held-back takes only measure it)")
     p.add_argument("--replay", type=float, default=0.0,
                    help="share of adaptation utterances synthesized in the base model's training "
                         "voices, so it keeps its general accuracy (default 0: none)")
@@ -97,7 +100,7 @@ def run_enroll(args) -> int:
         try:
             report = adapt(profile, args.am, args.min_takes, args.val_share, args.max_steps,
                            args.max_minutes, progress=sys.stderr.isatty(), force=args.force_adapt,
-                           replay=args.replay)
+                           replay=args.replay, early_stop=args.early_stop)
         except EnrollError as e:
             return _fail(str(e))
     if args.json:

@@ -218,8 +218,14 @@ def record(profile: VoiceProfile, prompts: list, source, cfg: CheckConfig | None
 
 def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: float = 0.1,
           max_steps: int = 300, max_minutes: float = 10.0, progress: bool = True, force: bool = False,
-          out=None, scratch: str | None = None, replay: float = 0.0) -> dict | None:
+          out=None, scratch: str | None = None, replay: float = 0.0,
+          early_stop: bool = False) -> dict | None:
     """Train the voice's LoRA adapter on its takes (held-back share validates it); write report.json.
+
+    The adapter is the end of the fixed schedule (`max_steps`), measured on the held-back takes
+    but not chosen by them: ~10 takes are too few to pick a step on (on dev users, the early stop
+    they drove kept worse states or the base itself: bench/enroll_policy.py, BENCHMARKS.md).
+    `early_stop=True` brings it back (keep the held-back best, stop when they stop improving).
 
     Returns the report, or None when there are too few takes or the adapter is already up to date.
     `scratch`: the folder the trainer's temporary work dir is made in (the server follows its
@@ -257,11 +263,12 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
     with tempfile.TemporaryDirectory(prefix="enroll-adapt-", dir=scratch) as work:   # trainer checkpoints: scratch
         extra = {"work_dir": work} if "work_dir" in inspect.signature(finetune_am).parameters else {}
         if replay > 0:
-            extra.update(_replay_pool(train, Path(work) / "replay", replay, out))
+            extra.update(replay_pool(train, Path(work) / "replay", replay, out))
         try:
             rep = finetune_am(str(train), str(profile.adapter), method="lora",
                               base=str(base) if base else None, dev_manifest=str(val) if n_val else None,
-                              max_steps=max_steps, max_minutes=max_minutes, progress=progress, **extra)
+                              max_steps=max_steps, max_minutes=max_minutes, progress=progress,
+                              early_stop=early_stop, **extra)
         except (ModelLoadError, ValueError) as e:      # no base model, bad recipe or manifest
             raise EnrollError(f"adaptation failed: {e}; the {len(takes)} takes are kept") from None
     report = {"voice": profile.name, "takes": len(takes), "train_takes": n_train, "val_takes": n_val,
@@ -273,11 +280,15 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
     before, after = rep.get("ser_before"), rep.get("ser_after")
     if before is not None and after is not None:
         print(f"syllable error on the {n_val} held-back takes: {before:.3f} -> {after:.3f}", file=out)
+        if after > before:
+            print(f"warning: the adapter is worse on the {n_val} held-back takes; check the takes "
+                  f"(`asr-pinyin enroll --name {profile.name}` lists rejected ones) or try it with "
+                  "`--voice` and remove the profile's adapter.pt if it does not help", file=out)
     print(f"adapter written: {profile.adapter}", file=out)
     return report
 
 
-def _replay_pool(train_manifest: Path, work: Path, share: float, out) -> dict:
+def replay_pool(train_manifest: Path, work: Path, share: float, out) -> dict:
     """finetune_am's replay arguments for a pool synthesized from the training takes' sentences,
     or {} (with a note) when it cannot be made: adapting without replay still works."""
     from types import SimpleNamespace
