@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -63,11 +64,12 @@ def prepare(seed: int, channel: str, work: Path, dev_n: int, text_dir: Path, am:
 
 
 def curve(train: Path, val: Path, dev: Path, work: Path, am: str, max_steps: int, every: int,
-          lr: float, rank: int, targets: list[str] | None = None, sets: list[str] = (),
+          lr: float, rank: int, targets: list[str] | None = None, overrides: list[str] = (),
           replay: float = 0.0) -> dict:
     """Train without stopping; score the base and every snapshot on the held-back takes and dev."""
     import torch
 
+    from asr_pinyin.acoustic.config import Config, apply_overrides
     from asr_pinyin.acoustic.dataset import read_manifest
     from asr_pinyin.acoustic.evaluate import evaluate
     from asr_pinyin.acoustic.finetune import finetune_config
@@ -82,15 +84,7 @@ def curve(train: Path, val: Path, dev: Path, work: Path, am: str, max_steps: int
         extra = replay_pool(train, work / "replay", replay, sys.stderr)
     cfg = finetune_config(str(train), str(work / "train"), "lora", am, str(val), max_steps, 0.0,
                           rank=rank, lr=lr, model=base, lora_targets=targets, **extra)
-    for kv in sets:                      # --set section.field=value (a TOML literal)
-        import tomllib
-
-        key, value = kv.split("=", 1)
-        section, name = key.split(".")
-        part = getattr(cfg, section)
-        if not hasattr(part, name):
-            raise SystemExit(f"--set {kv}: no field {name!r} in [{section}]")
-        setattr(part, name, tomllib.loads(f"v = {value}")["v"])
+    cfg = Config.from_dict(apply_overrides(cfg.to_dict(), list(overrides)))   # --set, as train-am's
     tc = cfg.train
     tc.eval_every, tc.save_every, tc.patience, tc.keep_checkpoints = 0, every, 0, 10**6
     tc.keep_best, tc.time_limit_s = False, 0
@@ -116,7 +110,7 @@ def curve(train: Path, val: Path, dev: Path, work: Path, am: str, max_steps: int
     return {"points": points, "final_avg2": final, "train_s": round(train_s, 1),
             "train_takes": len(read_manifest(str(train))[0]), "val_takes": len(sets["val"]),
             "dev_sentences": len(sets["dev"]), "max_steps": max_steps, "lr": tc.lr, "rank": rank,
-            "targets": tc.lora_targets, "set": list(sets),
+            "targets": tc.lora_targets, "set": list(overrides),
             "replay": extra.get("replay", 0.0)}
 
 
@@ -172,7 +166,8 @@ def main(argv=None) -> int:
         targets = ([t for t in args.targets if not t.startswith("+")] or TrainConfig().lora_targets) + plus
     tag = f"s{args.max_steps}-lr{args.lr or 'default'}-r{args.rank}" + (f"-t{'.'.join(targets)}" if targets else "")
     tag += f"-replay{args.replay}" if args.replay else ""
-    tag += "".join(f"-{kv.replace('=', '')}" for kv in args.set).replace("[", "").replace("]", "").replace(",", "_").replace(" ", "")
+    tag += "".join(f"-{kv}" for kv in args.set)
+    tag = re.sub(r"[^\w.+-]", "", tag)              # a folder and file name
     summary = {"policy_run": tag, "users": {}}
     for seed in args.users:
         work = Path(args.out) / f"user{seed}-{args.channel}"

@@ -161,6 +161,21 @@ class Config:
         return cls(**kwargs)
 
 
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    """Set each `section.key=value` (a TOML literal, else the bare string) in a recipe dict."""
+    for item in overrides or []:
+        key, _, val = item.partition("=")
+        section, _, name = key.partition(".")
+        if not name or not _:
+            raise ConfigError(f"override must look like section.key=value: {item!r}")
+        try:
+            parsed = tomllib.loads(f"v = {val}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = val
+        raw.setdefault(section, {})[name] = parsed
+    return raw
+
+
 def load_config(path_or_name: str, overrides: list[str] | None = None) -> Config:
     """Read a recipe (a path, or a shipped name like `synth`), then apply `section.key=value`."""
     path = Path(path_or_name)
@@ -172,17 +187,7 @@ def load_config(path_or_name: str, overrides: list[str] | None = None) -> Config
         raw = tomllib.loads(path.read_text("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
-    for item in overrides or []:
-        key, _, val = item.partition("=")
-        section, _, name = key.partition(".")
-        if not name or not _:
-            raise ConfigError(f"override must look like section.key=value: {item!r}")
-        try:
-            parsed = tomllib.loads(f"v = {val}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed = val
-        raw.setdefault(section, {})[name] = parsed
-    cfg = Config.from_dict(raw)
+    cfg = Config.from_dict(apply_overrides(raw, overrides))
     if isinstance(cfg.data.train, str):
         cfg.data.train = [cfg.data.train]
     return cfg

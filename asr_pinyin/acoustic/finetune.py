@@ -160,7 +160,8 @@ def finetune_am(train_manifest: str, out: str, method: str = "lora", base: str |
               "train_manifest": train_manifest, "dev_manifest": dev_manifest,
               "ser_before": before, "ser_after": after, "trainable_params": trainable,
               "trainable_share": round(trainable / total, 5), "bytes": out.stat().st_size,
-              "replay": replay, "early_stop": bool(dev_manifest) and early_stop, "lora_targets": cfg.train.lora_targets if method == "lora" else None,
+              "replay": replay, "early_stop": cfg.train.keep_best,
+              "lora_targets": cfg.train.lora_targets if method == "lora" else None,
               "base": cfg.train.init_from, "out": str(out)}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     return report

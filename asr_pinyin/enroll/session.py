@@ -281,9 +281,10 @@ def adapt(profile: VoiceProfile, base=None, min_takes: int = 60, val_share: floa
     if before is not None and after is not None:
         print(f"syllable error on the {n_val} held-back takes: {before:.3f} -> {after:.3f}", file=out)
         if after > before:
-            print(f"warning: the adapter is worse on the {n_val} held-back takes; check the takes "
-                  f"(`asr-pinyin enroll --name {profile.name}` lists rejected ones) or try it with "
-                  "`--voice` and remove the profile's adapter.pt if it does not help", file=out)
+            print(f"warning: the adapter is worse on the {n_val} held-back takes. They are few, and "
+                  "on test voices such adapters still helped unseen sentences (BENCHMARKS.md); "
+                  f"try `--voice {profile.name}`, and delete {profile.adapter} if it does not help",
+                  file=out)
     print(f"adapter written: {profile.adapter}", file=out)
     return report
 
