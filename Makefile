@@ -7,7 +7,7 @@ STAMP   := .venv/.installed
 # Debian packages the project really needs (text corpora, audio I/O for clients).
 APT_PKGS := manpages-zh libportaudio2 pulseaudio pulseaudio-utils chromium fonts-wqy-microhei asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
 
-.PHONY: demo test venv sysdeps corpus data clean
+.PHONY: demo test venv sysdeps screenshots corpus data clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: venv sysdeps
 
 test: venv sysdeps
 	$(PY) -m pytest -q -x --durations=15
+
+# refresh docs/img/web_*.png from the page tests (plain `make test` writes them to a tmp folder)
+screenshots: venv sysdeps
+	ASR_PINYIN_SCREENSHOTS=docs/img $(PY) -m pytest -q tests/test_web_page.py tests/test_web_enroll.py -k chromium
 
 corpus: venv sysdeps
 	.venv/bin/asr-pinyin corpus build --out data/text

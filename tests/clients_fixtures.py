@@ -8,6 +8,8 @@ files vs server vs browser) and check formats and flows, never a transcript agai
 """
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -70,3 +72,23 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
         out += [0.6 * w, gap]
         total += (w.size + gap.size) / SR
     return np.concatenate(out)[: int(seconds * SR)]
+
+
+# ---- headless Chromium (the web page tests) ------------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium_args(wav: Path) -> list[str]:
+    """Chromium flags for a headless run whose microphone is `wav` (looped), permission granted."""
+    return ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run"]
+
+
+def screenshot_dir(tmp: Path) -> Path:
+    """Where the page tests put their screenshots: `tmp` (test output, not committed), or the
+    folder named by ASR_PINYIN_SCREENSHOTS (`make screenshots` sets docs/img to refresh the docs)."""
+    d = Path(os.environ.get("ASR_PINYIN_SCREENSHOTS") or tmp)
+    d.mkdir(parents=True, exist_ok=True)
+    return d

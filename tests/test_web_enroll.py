@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import threading
 import time
 import urllib.request
@@ -27,12 +26,11 @@ from asr_pinyin.enroll.checks import CheckConfig
 from asr_pinyin.enroll.profile import VoiceProfile
 from asr_pinyin.serve.enroll import EnrollConfig
 from asr_pinyin.serve.server import ServerConfig, ServerThread
+from tests.clients_fixtures import CHROMIUM, chromium_args, screenshot_dir
 from tests.recognizer_fixtures import SENTENCES, model_paths, silence, speech
 from tests.test_enroll import take, tiny_am, write_prompts  # noqa: F401 (tiny_am is a fixture)
 
 SR = 16000
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 START = {"type": "enroll_start", "version": 1, "sample_rate": SR, "format": "pcm_s16le"}
 
 
@@ -317,12 +315,9 @@ def test_enroll_in_chromium(rec, tiny_am, tmp_path):
     sf.write(wav, np.concatenate([silence(0.5), 0.5 * speech(SENTENCES[2][1]), silence(2.5)]), SR)
     cfg = EnrollConfig(am=str(tiny_am), prompts=str(tsv), min_takes=3, max_steps=3, max_minutes=1.0,
                        checks=CheckConfig(max_mismatch=1.0), progress_every_s=0.3)
-    args = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run"]
+    args = chromium_args(wav)
     received = []
-    IMG.mkdir(parents=True, exist_ok=True)
+    img = screenshot_dir(tmp_path)
     with ServerThread(rec, ServerConfig(port=0, enroll_config=cfg)) as st, \
             playwright.sync_playwright() as p:
         http = f"http://127.0.0.1:{st.server.port}"
@@ -362,7 +357,7 @@ def test_enroll_in_chromium(rec, tiny_am, tmp_path):
         cells = page.eval_on_selector_all("#adapt-report td", "ts => ts.map(t => t.textContent)")
         assert cells[cells.index("syllable error after") + 1] == \
             f"{100 * adapted['report']['ser_after']:.1f} %"
-        page.screenshot(path=str(IMG / "web_enroll.png"))
+        page.screenshot(path=str(img / "web_enroll.png"))
         page.click("#tab-dictate")                   # the dictation mode now offers the voice
         assert page.is_visible("#voice-pick") and page.input_value("#voice") == "web-user"
         browser.close()

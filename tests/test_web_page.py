@@ -6,12 +6,11 @@ getUserMedia, the AudioWorklet resamples it to 16 kHz and streams it over the we
 Checks: the protocol flow, the audio the page sent (it must be the WAV, resampled), the text on
 the page (exactly the finals the server sent, and the same text offline decoding gives for
 the audio the page sent), alternatives on click and replacement, copy to clipboard.
-Screenshots go to docs/img/.
+Screenshots go to a tmp folder (`make screenshots`: docs/img/).
 """
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -19,10 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.clients_fixtures import model_files, speech_like
+from tests.clients_fixtures import CHROMIUM, chromium_args, model_files, screenshot_dir, speech_like
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 
 
@@ -58,12 +55,9 @@ def test_dictation_in_chromium(server, tmp_path):
     wav = tmp_path / "mic.wav"
     audio = speech_like(9.0, seed=1)
     sf.write(wav, audio, 16000, subtype="PCM_16")
-    args = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run"]
+    args = chromium_args(wav)
     received, sent = [], []
-    IMG.mkdir(parents=True, exist_ok=True)
+    img = screenshot_dir(tmp_path)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         ctx = browser.new_context(viewport={"width": 1000, "height": 640})
@@ -80,7 +74,7 @@ def test_dictation_in_chromium(server, tmp_path):
         page.wait_for_selector("#finals .final .ch", timeout=30000)
         page.wait_for_function("document.querySelectorAll('#finals .final').length >= 2", timeout=30000)
         page.wait_for_function("document.getElementById('partial').textContent.length > 0", timeout=20000)
-        page.screenshot(path=str(IMG / "web_dictation.png"))
+        page.screenshot(path=str(img / "web_dictation.png"))
         page.click("#stop")
         page.wait_for_function("window.asrEvents.some(m => m.type === 'closed')", timeout=30000)
 
@@ -103,7 +97,7 @@ def test_dictation_in_chromium(server, tmp_path):
                                        ".indexOf(s.parentElement)"))]
         hyps = {h["text"] for h in seg["nbest"]}
         assert any(o in h for o in options for h in hyps)
-        page.screenshot(path=str(IMG / "web_alternatives.png"))
+        page.screenshot(path=str(img / "web_alternatives.png"))
         page.locator("#alts button.alt").first.click()
         assert span.text_content() == options[0]
         assert "edited" in span.get_attribute("class")
