@@ -10,6 +10,11 @@ trained on the first 75 % of the utterances and scored on the rest.
 
     .venv/bin/python bench/tone_ceiling.py --utterances 300 --version 2 --version 3
     .venv/bin/python bench/tone_ceiling.py --utterances 600 --version 3 --version viterbi:5 --version viterbi
+    .venv/bin/python bench/tone_ceiling.py --utterances 600 --version 3 --user 4 --channel room
+
+`--user SEED` reads the syllables in one enrollment benchmark user's voice instead
+(`speech.user.SimulatedUser`: its klatt variant and settings with take-to-take variation, and
+with `--channel room` its room, microphone and noise): do that user's recordings carry the tones?
 
 `--version viterbi[:N]` scores a candidate track instead (not in the frontend; session 10): the 6
 best NCCF peaks of each frame (version 3's search), the path that maximises summed correlation
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from asr_pinyin.acoustic import frontend as FE  # noqa: E402
 from asr_pinyin.speech import espeak as E  # noqa: E402
 from asr_pinyin.speech.syllables import random_sentences  # noqa: E402
+from asr_pinyin.speech.user import SimulatedUser  # noqa: E402
 from asr_pinyin.speech.voices import ESPEAK_TRAIN, TRAIN_VARIANTS  # noqa: E402
 
 EVENT_WORD, EVENT_END_OF_LIST = 1, 0
@@ -168,16 +174,25 @@ def main() -> int:
     ap.add_argument("--version", action="append",
                     help="raw F0: 2 (= 1), 3, viterbi or viterbi:N (frames of lag); repeatable")
     ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--user", type=int, default=None, help="a SimulatedUser's voice (seed), not training voices")
+    ap.add_argument("--channel", choices=("clean", "room"), default="clean", help="with --user: its channel")
     args = ap.parse_args()
     torch.set_num_threads(1)
     engine = TimedEspeak()
     variants = [v for v in TRAIN_VARIANTS if not v.startswith("whisper")]   # whispers have no F0
     rng = random.Random(7)
     audio = []                                   # (utterance index, tones, 16 kHz audio, starts)
+    user = SimulatedUser(args.user, args.channel) if args.user is not None else None
     for k, sent in enumerate(random_sentences(args.seed, args.utterances)):
-        voice = dict(variant=rng.choice(variants), rate=rng.randint(*ESPEAK_TRAIN["rate"]),
-                     pitch=rng.randint(*ESPEAK_TRAIN["pitch"]), pitch_range=rng.randint(40, 80))
+        if user is not None:
+            v = user.voice(k)
+            voice = {key: v[key] for key in ("variant", "rate", "pitch", "pitch_range")}
+        else:
+            voice = dict(variant=rng.choice(variants), rate=rng.randint(*ESPEAK_TRAIN["rate"]),
+                         pitch=rng.randint(*ESPEAK_TRAIN["pitch"]), pitch_range=rng.randint(40, 80))
         got = synthesize(engine, sent["pinyin"], voice)
+        if got is not None and user is not None:      # the room's delay is ~1 ms: starts stand
+            got = (FE.sanitize(user.record(got[0], k)), got[1])
         if got is not None:
             audio.append((k, [int(s[-1]) - 1 for s in sent["pinyin"].split()], *got))
     for version in args.version or ["2", "3"]:
@@ -185,7 +200,7 @@ def main() -> int:
         tones = [t for _, ts, _, _ in audio for t in ts]
         group = [k for k, ts, _, _ in audio for _ in ts]
         acc, confusion = score(np.concatenate(feats), np.array(tones), np.array(group))
-        print(json.dumps({"version": version, "utterances": len(audio), "syllables": len(tones),
+        print(json.dumps({"version": version, "user": args.user, "channel": args.channel if user else None, "utterances": len(audio), "syllables": len(tones),
                           "tone_accuracy": round(acc, 4), "confusion": confusion}), flush=True)
     return 0
 
