@@ -11,6 +11,7 @@ trained on the first 75 % of the utterances and scored on the rest.
     .venv/bin/python bench/tone_ceiling.py --utterances 300 --version 2 --version 3
     .venv/bin/python bench/tone_ceiling.py --utterances 600 --version 3 --version viterbi:5 --version viterbi
     .venv/bin/python bench/tone_ceiling.py --utterances 600 --version 3 --user 4 --channel room
+    .venv/bin/python bench/tone_ceiling.py --utterances 300 --version 3 --user 4 --channel room --dereverb 10,3
 
 `--user SEED` reads the syllables in one enrollment benchmark user's voice instead
 (`speech.user.SimulatedUser`: its klatt variant and settings with take-to-take variation, and
@@ -20,6 +21,9 @@ with `--channel room` its room, microphone and noise): do that user's recordings
 best NCCF peaks of each frame (version 3's search), the path that maximises summed correlation
 minus VITERBI_PENALTY x |change of log F0| between voiced frames, decided over the whole
 utterance, or N frames later (what streaming could afford: N x 10 ms more latency).
+`--dereverb TAPS,DELAY` runs single-channel WPE dereverberation (the `nara-wpe` package, not a
+project dependency: `pip install nara-wpe`) on every utterance before the pitch tracker (session 16:
+it does not give user 4's room its tones back).
 The audio is synthesized once and every version scored on it.
 Prints one JSON line per version (tone accuracy, confusion matrix rows = reference tone 1-5).
 """
@@ -119,6 +123,18 @@ def viterbi_pitch(padded: torch.Tensor, n: int, lag: int | None = None) -> tuple
     return voicing, out
 
 
+def dereverb(x: torch.Tensor, taps: int, delay: int, size: int = 512, shift: int = 128) -> torch.Tensor:
+    """Offline single-channel WPE (3 iterations) on a 512/128 STFT; same length out."""
+    try:
+        from nara_wpe.utils import istft, stft
+        from nara_wpe.wpe import wpe
+    except ImportError:
+        raise SystemExit("--dereverb needs the nara-wpe package: .venv/bin/pip install nara-wpe")
+    spec = stft(x.numpy().astype(np.float64)[None], size=size, shift=shift).transpose(2, 0, 1)
+    out = wpe(spec, taps=taps, delay=delay, iterations=3, statistics_mode="full").transpose(1, 2, 0)
+    return torch.from_numpy(istft(out, size=size, shift=shift)[0][: x.numel()].astype(np.float32))
+
+
 def raw_pitch(x: torch.Tensor, version: str) -> tuple[np.ndarray, np.ndarray]:
     padded, n = torch.cat([x.new_zeros(FE.PITCH_PAD), x]), FE.num_frames(x.numel())
     if version.startswith("viterbi"):
@@ -176,6 +192,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4242)
     ap.add_argument("--user", type=int, default=None, help="a SimulatedUser's voice (seed), not training voices")
     ap.add_argument("--channel", choices=("clean", "room"), default="clean", help="with --user: its channel")
+    ap.add_argument("--dereverb", default=None, metavar="TAPS,DELAY", help="WPE before the tracker (nara-wpe)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     engine = TimedEspeak()
@@ -193,6 +210,8 @@ def main() -> int:
         got = synthesize(engine, sent["pinyin"], voice)
         if got is not None and user is not None:      # the room's delay is ~1 ms: starts stand
             got = (FE.sanitize(user.record(got[0], k)), got[1])
+        if got is not None and args.dereverb:
+            got = (dereverb(got[0], *map(int, args.dereverb.split(","))), got[1])
         if got is not None:
             audio.append((k, [int(s[-1]) - 1 for s in sent["pinyin"].split()], *got))
     for version in args.version or ["2", "3"]:
@@ -200,7 +219,7 @@ def main() -> int:
         tones = [t for _, ts, _, _ in audio for t in ts]
         group = [k for k, ts, _, _ in audio for _ in ts]
         acc, confusion = score(np.concatenate(feats), np.array(tones), np.array(group))
-        print(json.dumps({"version": version, "user": args.user, "channel": args.channel if user else None, "utterances": len(audio), "syllables": len(tones),
+        print(json.dumps({"version": version, "user": args.user, "channel": args.channel if user else None, "dereverb": args.dereverb, "utterances": len(audio), "syllables": len(tones),
                           "tone_accuracy": round(acc, 4), "confusion": confusion}), flush=True)
     return 0
 
