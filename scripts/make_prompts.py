@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--min-prompts", type=int, default=60)
     ap.add_argument("--budget-syllables", type=int, default=1200,
                     help="syllables to read in all (5 minutes at 4 syllables/s)")
-    ap.add_argument("--min-len", type=int, default=8)
-    ap.add_argument("--max-len", type=int, default=16)
+    ap.add_argument("--min-len", type=int, default=10)
+    ap.add_argument("--max-len", type=int, default=18)
     args = ap.parse_args(argv)
     path = Path(args.text)
     if not path.is_file():

@@ -47,7 +47,7 @@ def test_shipped_prompt_set():
     prompts = read_prompts()
     assert 60 <= len(prompts) <= 100 and len({p.id for p in prompts}) == len(prompts)
     for p in prompts:
-        assert 8 <= len(p.syllables) <= 16 and all(s in TONAL_SET for s in p.syllables)
+        assert 10 <= len(p.syllables) <= 18 and all(s in TONAL_SET for s in p.syllables)
     syl = {s for p in prompts for s in p.syllables}
     pairs = set().union(*(tone_pairs(p.pinyin) for p in prompts))
     cov = read_coverage()

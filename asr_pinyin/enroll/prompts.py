@@ -50,7 +50,7 @@ def usable(rec: dict, min_len: int, max_len: int, inventory: set[str]) -> bool:
 
 
 def select(records: list[dict], n_max: int = 100, n_min: int = 60, budget_syllables: int = 1200,
-           pair_weight: float = 2.0, min_len: int = 8, max_len: int = 16,
+           pair_weight: float = 2.0, min_len: int = 10, max_len: int = 18,
            inventory: set[str] | None = None) -> tuple[list[Prompt], dict]:
     """Pick prompts; returns (prompts, coverage report).
 
