@@ -219,7 +219,8 @@ def main() -> int:
         tones = [t for _, ts, _, _ in audio for t in ts]
         group = [k for k, ts, _, _ in audio for _ in ts]
         acc, confusion = score(np.concatenate(feats), np.array(tones), np.array(group))
-        print(json.dumps({"version": version, "user": args.user, "channel": args.channel if user else None, "dereverb": args.dereverb, "utterances": len(audio), "syllables": len(tones),
+        print(json.dumps({"version": version, "user": args.user, "channel": args.channel if user else None,
+                          "dereverb": args.dereverb, "utterances": len(audio), "syllables": len(tones),
                           "tone_accuracy": round(acc, 4), "confusion": confusion}), flush=True)
     return 0
 
