@@ -15,8 +15,8 @@
 With `--user SEED [--channel clean|room]` the enrolled speaker is one `SimulatedUser` instead of
 the whole family: one klatt variant with fixed settings (a person's small take-to-take
 variation), and with `room` one fixed room, microphone and noise floor, as a person enrolling in
-their own room (far-field: source and microphone anywhere in it, see BENCHMARKS.md). The takes and `--user-test N` unseen test-split sentences (data/text/test.jsonl,
-never in any training split) are rendered by the same user and scored before/after, instead of
+their own room (far-field: source and microphone anywhere in it, see BENCHMARKS.md). The takes
+and `--user-test N` unseen test-split sentences (data/text/test.jsonl, never in any training split) are rendered by the same user and scored before/after, instead of
 heldout_voice/test.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Adapter off means the base: sessions without a `voice` in a recognizer that has voices loaded.
 
     .venv/bin/python bench/voice_off.py --manifest data/speech/test.jsonl --limit 300 \
-        --voices PROFILE_HOME/voices
+        --voices ASR_PINYIN_HOME/voices
 
 Issue 9 asks that enrollment costs the general test at most 1 point "with the adapter off". A
 voice adapter is a separate file applied per session, so the claim is that a `Recognizer` (the
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,25 +27,24 @@ def main(argv=None) -> int:
     from asr_pinyin.acoustic.dataset import read_manifest
     from asr_pinyin.acoustic.evaluate import edit_distance
     from asr_pinyin.audio.io import load_audio
+    from asr_pinyin.enroll.profile import list_voices, voice_adapter_path
     from asr_pinyin.recognizer import Recognizer, StreamOptions
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--limit", type=int, default=300)
-    ap.add_argument("--voices", required=True, nargs="+",
-                    help="adapter files, or folders searched for */adapter.pt (a profile home's voices/)")
+    ap.add_argument("--voices", required=True, nargs="+", type=Path, metavar="VOICES_HOME",
+                    help="enrolled voices folders ($ASR_PINYIN_HOME/voices); every voice with an adapter loads")
     args = ap.parse_args(argv)
-    files = [f for v in map(Path, args.voices) for f in ([v] if v.is_file() else sorted(v.glob("*/adapter.pt")))]
-    if not files:
-        print(f"error: no adapter found in {args.voices}", file=sys.stderr)
+    found = {(name, home) for home in args.voices for name, info in list_voices(home).items() if info["adapter"]}
+    if not found:
+        print(f"error: no enrolled voice with an adapter in {[str(v) for v in args.voices]}", file=sys.stderr)
         return 2
     utts = read_manifest(args.manifest)[0][: args.limit]
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "am").mkdir()
-        for f in files:
-            shutil.copy(f, Path(tmp) / "am" / f"{f.parent.name if f.name == 'adapter.pt' else f.stem}.pt")
-        plain, loaded = Recognizer.load(), Recognizer.load()
-        voices = loaded.add_adapter_dir(tmp)["voices"]
+    plain, loaded = Recognizer.load(), Recognizer.load()
+    for name, home in sorted(found):
+        loaded.add_voice(name, voice_adapter_path(name, home))
+    voices = sorted(name for name, _ in found)
     t0 = time.time()
     differ, errors, ref_len = 0, {"plain": 0, "voices_loaded": 0}, 0
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from asr_pinyin.enroll import prompts as P  # noqa: E402
 from asr_pinyin.enroll.prompts import PROMPTS_TSV, select, write_tsv  # noqa: E402
 
 
@@ -23,12 +24,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text", default=str(ROOT / "data/text/train.jsonl"))
     ap.add_argument("--out", default=str(PROMPTS_TSV))
-    ap.add_argument("--max-prompts", type=int, default=100)
-    ap.add_argument("--min-prompts", type=int, default=60)
-    ap.add_argument("--budget-syllables", type=int, default=1200,
+    ap.add_argument("--max-prompts", type=int, default=P.N_MAX)
+    ap.add_argument("--min-prompts", type=int, default=P.N_MIN)
+    ap.add_argument("--budget-syllables", type=int, default=P.BUDGET_SYLLABLES,
                     help="syllables to read in all (5 minutes at 4 syllables/s)")
-    ap.add_argument("--min-len", type=int, default=10)
-    ap.add_argument("--max-len", type=int, default=18)
+    ap.add_argument("--min-len", type=int, default=P.MIN_LEN)
+    ap.add_argument("--max-len", type=int, default=P.MAX_LEN)
     args = ap.parse_args(argv)
     path = Path(args.text)
     if not path.is_file():

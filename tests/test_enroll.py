@@ -14,7 +14,7 @@ import soundfile as sf
 from asr_pinyin.cli import main
 from asr_pinyin.enroll.checks import CheckConfig, check_take
 from asr_pinyin.enroll.profile import VoiceError, VoiceProfile, check_name, voice_adapter_path
-from asr_pinyin.enroll.prompts import read_coverage, read_prompts, select, tone_pairs
+from asr_pinyin.enroll.prompts import MAX_LEN, MIN_LEN, read_coverage, read_prompts, select, tone_pairs
 from asr_pinyin.pinyin import TONAL_SET
 from tests.recognizer_fixtures import SENTENCES, silence, speech
 
@@ -47,7 +47,7 @@ def test_shipped_prompt_set():
     prompts = read_prompts()
     assert 60 <= len(prompts) <= 100 and len({p.id for p in prompts}) == len(prompts)
     for p in prompts:
-        assert 10 <= len(p.syllables) <= 18 and all(s in TONAL_SET for s in p.syllables)
+        assert MIN_LEN <= len(p.syllables) <= MAX_LEN and all(s in TONAL_SET for s in p.syllables)
     syl = {s for p in prompts for s in p.syllables}
     pairs = set().union(*(tone_pairs(p.pinyin) for p in prompts))
     cov = read_coverage()
